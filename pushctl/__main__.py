@@ -1,0 +1,6 @@
+"""``python -m pushctl``."""
+
+from pushctl.cli.app import main
+
+if __name__ == "__main__":
+    main()
