@@ -8,7 +8,8 @@ Exceptions are for the run as a whole, and every one of them maps to one exit co
     │   ├── ConfigError              config file / profile problems
     │   ├── AudienceError            audience file rows
     │   ├── TemplateError            template schema and rendering
-    │   └── PayloadError             a built payload breaks a protocol rule (size, keys)
+    │   ├── PayloadError             a built payload breaks a protocol rule (size, keys)
+    │   └── CredentialFileError      a credential file is the wrong kind / unreadable / incomplete
     ├── CredentialError              exit 3: a key, certificate or service account is unusable
     │   └── AuthRefused              the provider refused the credentials during a run
     ├── ProviderUnavailable          exit 4: the push service could not be reached at all
@@ -122,8 +123,12 @@ class PayloadError(InputError):
     """A built payload breaks a protocol rule, e.g. it is over the size limit."""
 
 
+class CredentialFileError(InputError):
+    """A credential file is unreadable, of the wrong kind (e.g. google-services.json) or incomplete."""
+
+
 class CredentialError(PushctlError):
-    """A credential file is missing, unreadable, of the wrong kind, or expired."""
+    """Credentials are unusable (expired certificate, failed check) or were refused."""
 
     exit_code = ExitCode.AUTH
 

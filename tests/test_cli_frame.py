@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from pushctl import __version__
+from pushctl.cli.app import app
+from pushctl.errors import ExitCode, exit_code_table
+
+
+def test_version_flag() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"pushctl {__version__}"
+
+
+def test_help_lists_exit_codes() -> None:
+    result = CliRunner().invoke(app, ["--help"], terminal_width=100)
+    assert result.exit_code == 0
+    for code in ExitCode:
+        assert f"{int(code):>3}  " in result.stdout
+    assert exit_code_table().splitlines()[0] in result.stdout
+
+
+def test_unknown_option_is_usage_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pushctl", "--no-such-option"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == ExitCode.USAGE
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
