@@ -1,9 +1,185 @@
-"""`pushctl render`: placeholder until its issue lands."""
+"""`pushctl render`: show exactly what each device would be sent, without sending."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
 import typer
+
+from pushctl.cli.console import Terminal
+from pushctl.cli.state import State, get_state
+from pushctl.errors import InputError
+from pushctl.model import Device, Platform
+from pushctl.payload import build_apns, build_fcm
+from pushctl.template import Template
+
+DEFAULT_TOPIC = "com.example.app"
+PROJECT_PLACEHOLDER = "<project-id>"
+
+
+def _shorten(token: str, keep: int = 8) -> str:
+    return token if len(token) <= 2 * keep + 1 else f"{token[:keep]}…{token[-keep:]}"
+
+
+def _topic(state: State, explicit: str | None) -> tuple[str, str | None]:
+    """The APNs topic, and the profile-resolution problem to mention if we fell back."""
+    if explicit:
+        return explicit, None
+    from pushctl.config import resolve_profile
+
+    profile = resolve_profile(state.config_path, state.profile)
+    if profile.apns.topic:
+        return profile.apns.topic, None
+    return DEFAULT_TOPIC, f"no APNs topic configured: using {DEFAULT_TOPIC} (set one with --topic)"
+
+
+def _project(state: State) -> str:
+    """The FCM project id from the profile's service account, else a placeholder."""
+    from pushctl.config import resolve_profile
+    from pushctl.credentials import load_service_account
+
+    profile = resolve_profile(state.config_path, state.profile)
+    if profile.fcm.service_account is None:
+        return PROJECT_PLACEHOLDER
+    # Loading it here is what turns a google-services.json into a clear exit-2 error.
+    return load_service_account(profile.fcm.service_account).project_id
+
+
+def _select(
+    devices: Iterator[Device], *, row: int | None, token: str | None, platform: Platform | None
+) -> Iterator[Device]:
+    count = 0
+    for device in devices:
+        count += 1
+        if row is not None:
+            if count == row:
+                yield device
+                return
+            continue
+        if token is not None and device.token != token:
+            continue
+        if platform is not None and device.platform is not platform:
+            continue
+        yield device
+        if token is not None:
+            return
+    if row is not None:
+        raise InputError(f"--row {row} is past the end: the audience has {count} device rows", field="--row")
+    if token is not None:
+        raise InputError("no device with this token in the audience", field="--token")
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing registered yet."""
+    """Add the ``render`` command."""
+    app.command("render")(render)
+
+
+def render(
+    template: Annotated[Path, typer.Argument(help="Template YAML file.")],
+    audience: Annotated[
+        str, typer.Option("--audience", "-a", help="Audience file (CSV, JSONL or text), or - for stdin.")
+    ],
+    row: Annotated[
+        int | None, typer.Option("--row", min=1, help="Only the Nth device row (1-based, header not counted).")
+    ] = None,
+    token: Annotated[str | None, typer.Option("--token", help="Only the device with this token.")] = None,
+    platform: Annotated[
+        Literal["ios", "android", "web"] | None, typer.Option("--platform", help="Only devices of this platform.")
+    ] = None,
+    fmt: Annotated[
+        Literal["csv", "jsonl", "text"] | None,
+        typer.Option("--format", "-f", help="Audience format (default: by extension; sniffed for stdin)."),
+    ] = None,
+    on_bad_row: Annotated[
+        Literal["fail", "skip"], typer.Option("--on-bad-row", help="Stop at a bad audience row, or skip it.")
+    ] = "fail",
+    topic: Annotated[
+        str | None, typer.Option("--topic", help="APNs topic (default: the profile's, else com.example.app).")
+    ] = None,
+    campaign: Annotated[
+        str, typer.Option("--campaign", help="Campaign id that A/B variants are chosen with.")
+    ] = "",
+    variant: Annotated[str | None, typer.Option("--variant", help="Force this A/B variant.")] = None,
+) -> None:
+    """Render a template for audience devices and print the exact APNs / FCM requests.
+
+    Nothing is sent. Each device shows its headers, payload JSON and size against the limit.
+    """
+    from pushctl.audience import AudienceReader
+
+    state = get_state()
+    terminal = state.terminal
+    tpl = Template.load(template)
+    if variant is not None and variant not in tpl.variants:
+        known = ", ".join(tpl.variants) or "none"
+        raise InputError(f"no variant '{variant}' in {template} (variants: {known})", field="--variant")
+    reader = AudienceReader(
+        audience,
+        fmt=fmt,
+        on_bad_row=on_bad_row,
+        dedupe=False,  # --row N counts rows as written
+        on_skip=lambda bad: terminal.warn(f"skipped {bad}"),
+    )
+    wanted = Platform(platform) if platform else None
+    apns_topic: str | None = None
+    project: str | None = None
+    counts: Counter[str] = Counter()
+    largest = 0
+    for device in _select(iter(reader), row=row, token=token, platform=wanted):
+        chosen = variant or tpl.choose_variant(device.token, campaign)
+        note = tpl.render(device, variant=chosen)
+        if device.platform is Platform.IOS:
+            if apns_topic is None:
+                apns_topic, warning = _topic(state, topic)
+                if warning:
+                    terminal.info(f"note: {warning}")
+            req = build_apns(note, device.token, topic=apns_topic, where=device.where)
+            path, headers, payload, size, limit = req.path, dict(req.headers), req.body, len(req.body), req.limit
+        else:
+            if project is None:
+                project = _project(state)
+            freq = build_fcm(note, device.token, platform=device.platform, where=device.where)
+            path = f"/v1/projects/{project}/messages:send"
+            headers, payload, size, limit = {}, freq.body, freq.size, freq.limit
+        counts[device.platform.provider] += 1
+        largest = max(largest, size)
+        record: dict[str, Any] = {
+            "line": device.line,
+            "source": device.source,
+            "token": device.token,
+            "platform": str(device.platform),
+            "provider": device.platform.provider,
+            "locale": note.locale,
+            "variant": note.variant,
+            "path": path,
+            "headers": headers,
+            "payload": json.loads(payload),
+            "bytes": size,
+            "limit": limit,
+        }
+        if terminal.json:
+            terminal.json_line(record)
+        else:
+            _print_device(terminal, device, record)
+    if not terminal.json:
+        total = sum(counts.values())
+        parts = ", ".join(f"{n} {provider}" for provider, n in sorted(counts.items()))
+        terminal.print(f"rendered {total} device(s) ({parts or 'none'}); largest payload {largest:,} bytes")
+
+
+def _print_device(terminal: Terminal, device: Device, record: dict[str, Any]) -> None:
+    header = (
+        f"── {device.where}  {_shorten(device.token)}  {record['platform']}"
+        f"  locale={record['locale'] or '-'}  variant={record['variant'] or '-'}"
+    )
+    terminal.print(header)
+    terminal.raw(f"POST {record['path']}\n")
+    for name, value in record["headers"].items():
+        terminal.raw(f"{name}: {value}\n")
+    terminal.raw(json.dumps(record["payload"], indent=2, ensure_ascii=False) + "\n")
+    terminal.print(f"size: {record['bytes']:,} / {record['limit']:,} bytes")
+    terminal.print()

@@ -1,9 +1,222 @@
-"""`pushctl runs`: placeholder until its issue lands."""
+"""`pushctl runs`: list, show, export and prune-list the campaigns in the journal."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated
+
 import typer
+from rich.table import Table
+from rich.text import Text
+
+from pushctl.cli.console import OutputFormat
+from pushctl.cli.results_view import result_json_line, show_results
+from pushctl.cli.state import get_state
+from pushctl.errors import InputError
+from pushctl.journal import Journal
+from pushctl.outcome import Outcome
+from pushctl.paths import default_journal_file
+
+runs_app = typer.Typer(
+    name="runs",
+    help="Inspect campaign runs recorded in the journal.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+JournalOption = Annotated[
+    Path | None,
+    typer.Option("--journal", envvar="PUSHCTL_JOURNAL", help="Journal database (default: user data dir)."),
+]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Write to FILE instead of stdout.")]
+
+
+class ShowChoice(StrEnum):
+    ALL = "all"
+    FAILURES = "failures"
+    NONE = "none"
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+EXPORT_COLUMNS = (
+    "token",
+    "platform",
+    "outcome",
+    "reason",
+    "status",
+    "attempts",
+    "latency_ms",
+    "provider_id",
+    "variant",
+    "line",
+)
+_COUNT_COLUMNS = ("devices", "delivered", "invalid", "failed", "other")
+
+
+def journal_path(option: Path | None) -> Path:
+    """``--journal``, else ``$PUSHCTL_JOURNAL`` (via Typer's envvar), else the default file."""
+    return option if option is not None else default_journal_file()
+
+
+@contextlib.contextmanager
+def _journal(option: Path | None) -> Iterator[Journal | None]:
+    # Reading must not create a journal where none was (a typo in --journal would otherwise
+    # leave an empty database behind and report "no runs").
+    path = journal_path(option)
+    if not path.exists():
+        yield None
+        return
+    with Journal(path) as journal:
+        yield journal
+
+
+def _require(journal: Journal | None, option: Path | None) -> Journal:
+    if journal is None:
+        raise InputError(f"no journal at {journal_path(option)}", field="--journal", hint="no runs yet")
+    return journal
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@runs_app.command("list")
+def list_cmd(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
+    journal_opt: JournalOption = None,
+) -> None:
+    """Recent runs with their status and counts per outcome."""
+    terminal = get_state().terminal
+    with _journal(journal_opt) as journal:
+        infos = journal.list_runs(limit) if journal is not None else []
+    if terminal.json:
+        for info in infos:
+            terminal.json_line(info.to_dict())
+        return
+    if not infos:
+        terminal.info("no runs yet")
+        return
+    table = Table(title="Runs", title_justify="left")
+    for name in ("campaign", "status", "started"):
+        table.add_column(name, overflow="fold")
+    for name in _COUNT_COLUMNS:
+        table.add_column(name, justify="right")
+    for info in infos:
+        delivered = info.counts.get(Outcome.DELIVERED, 0)
+        invalid = info.counts.get(Outcome.INVALID_TOKEN, 0)
+        failed = sum(info.counts.get(o, 0) for o in (Outcome.FAILED, Outcome.REJECTED, Outcome.AUTH_FAILED))
+        other = info.total - delivered - invalid - failed
+        status = info.status if not info.stopped_reason else f"{info.status} ({info.stopped_reason})"
+        counts = (info.total, delivered, invalid, failed, other)
+        started = _when(info.started_at)
+        table.add_row(Text(info.campaign_id), Text(status), started, *(f"{n:,}" for n in counts))
+    terminal.out.print(table)
+
+
+@runs_app.command("show")
+def show_cmd(
+    campaign_id: Annotated[str, typer.Argument(metavar="ID", help="Campaign id (see `pushctl runs list`).")],
+    show: Annotated[ShowChoice, typer.Option("--show", help="Which devices to list.")] = ShowChoice.FAILURES,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Most rows in the device table.")] = 50,
+    journal_opt: JournalOption = None,
+) -> None:
+    """The same per-device and summary view as the end of a send."""
+    terminal = get_state().terminal
+    with _journal(journal_opt) as maybe:
+        journal = _require(maybe, journal_opt)
+        info = journal.run_info(campaign_id)
+        summary = journal.summary(campaign_id)
+        if info.inflight:
+            terminal.warn(
+                f"{info.inflight:,} devices were in flight when the run stopped; "
+                "resume the send with the same --campaign to finish them"
+            )
+        show_results(
+            terminal,
+            journal.results(campaign_id, failures_first=True),
+            summary,
+            show=show.value,
+            limit=limit,
+            campaign_id=campaign_id,
+        )
+
+
+@contextlib.contextmanager
+def _output(out: Path | None) -> Iterator[IO[str]]:
+    if out is None:
+        stream = get_state().terminal.out.file
+        yield stream
+        stream.flush()
+        return
+    with open(out, "w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+@runs_app.command("export")
+def export_cmd(
+    campaign_id: Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")],
+    fmt: Annotated[
+        ExportFormat | None,
+        typer.Option("--format", "-f", help="csv or jsonl (default: from --out, else jsonl)."),
+    ] = None,
+    out: OutOption = None,
+    journal_opt: JournalOption = None,
+) -> None:
+    """Every settled device of a run, streamed as CSV or JSON Lines."""
+    if fmt is None:
+        fmt = ExportFormat.CSV if out is not None and out.suffix.lower() == ".csv" else ExportFormat.JSONL
+    count = 0
+    with _journal(journal_opt) as maybe, _output(out) as stream:
+        journal = _require(maybe, journal_opt)
+        results = journal.results(campaign_id)
+        if fmt is ExportFormat.CSV:
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow(EXPORT_COLUMNS)
+            for result in results:
+                row = result.to_dict()
+                writer.writerow(["" if row[c] is None else row[c] for c in EXPORT_COLUMNS])
+                count += 1
+        else:
+            for result in results:
+                stream.write(json.dumps(result_json_line(result), ensure_ascii=False) + "\n")
+                count += 1
+    if out is not None:
+        get_state().terminal.info(f"wrote {count:,} rows to {out}")
+
+
+@runs_app.command("prune-list")
+def prune_list_cmd(
+    ctx: typer.Context,
+    campaign_id: Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")],
+    out: OutOption = None,
+    journal_opt: JournalOption = None,
+) -> None:
+    """The run's invalid tokens, one per line, for your backend to delete.
+
+    Plain text even when stdout is not a terminal (it is meant for files and pipes); with an
+    explicit ``--output json`` each line is ``{"token": ...}`` instead.
+    """
+    explicit_json = ctx.find_root().params.get("output") == OutputFormat.JSON and out is None
+    count = 0
+    with _journal(journal_opt) as maybe, _output(out) as stream:
+        journal = _require(maybe, journal_opt)
+        for token in journal.prune_list(campaign_id):
+            stream.write(json.dumps({"token": token}) + "\n" if explicit_json else token + "\n")
+            count += 1
+    if out is not None:
+        get_state().terminal.info(f"wrote {count:,} invalid tokens to {out}")
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing registered yet."""
+    """Add the ``runs`` command group."""
+    app.add_typer(runs_app, name="runs")

@@ -1,0 +1,482 @@
+"""Config profiles: TOML in (tomllib), TOML out (tomli-w), environment overrides.
+
+A profile is resolved in this order (later wins):
+
+1. the ``[profiles.<name>]`` table of the config file (``--config``, else ``$PUSHCTL_CONFIG``,
+   else ``$XDG_CONFIG_HOME/pushctl/config.toml``); the name comes from ``--profile`` /
+   ``$PUSHCTL_PROFILE``, else the file's ``default_profile``, else ``default``;
+2. the environment variables below.
+
+=============================  ==============================  ==========================================
+variable                       overrides                       example
+=============================  ==============================  ==========================================
+PUSHCTL_APNS_KEY_FILE          ``apns.key_file``               ``~/keys/AuthKey_ABC123DEFG.p8``
+PUSHCTL_APNS_KEY_ID            ``apns.key_id``                 ``ABC123DEFG``
+PUSHCTL_APNS_TEAM_ID           ``apns.team_id``                ``DEF123GHIJ``
+PUSHCTL_APNS_TOPIC             ``apns.topic``                  ``com.example.app``
+PUSHCTL_APNS_ENVIRONMENT       ``apns.environment``            ``sandbox`` or ``production``
+PUSHCTL_APNS_ENDPOINT          ``apns.endpoint``               ``https://127.0.0.1:2197``
+PUSHCTL_APNS_CERT_FILE         ``apns.cert_file``              ``~/keys/push.p12``
+PUSHCTL_APNS_CERT_KEY_FILE     ``apns.cert_key_file``          ``~/keys/push-key.pem``
+PUSHCTL_FCM_SERVICE_ACCOUNT    ``fcm.service_account``         ``~/keys/service-account.json``
+PUSHCTL_FCM_ENDPOINT           ``fcm.endpoint``                ``https://127.0.0.1:8444``
+PUSHCTL_FCM_TOKEN_URI          ``fcm.token_uri``               ``https://127.0.0.1:8444/token``
+PUSHCTL_CA_FILE                ``ca_file``                     ``~/.local/share/pushctl/emulator/ca.pem``
+PUSHCTL_CONCURRENCY            ``sender.concurrency``          ``500``
+PUSHCTL_RATE                   ``sender.rate``                 ``1000`` (per second; 0 = unlimited)
+PUSHCTL_MAX_ATTEMPTS           ``sender.max_attempts``         ``5``
+=============================  ==============================  ==========================================
+
+The ``.p12`` / PEM key password is never a CLI argument and never stored in the file: it is
+read from the variable named by ``apns.cert_password_env`` (default
+``PUSHCTL_APNS_CERT_PASSWORD``), else asked for interactively.
+
+Relative paths in the file are relative to the file's directory; ``~`` expands everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import tomli_w
+
+from pushctl import paths
+from pushctl.errors import ConfigError
+
+APNS_HOSTS = {"production": "https://api.push.apple.com", "sandbox": "https://api.sandbox.push.apple.com"}
+FCM_ENDPOINT = "https://fcm.googleapis.com"
+DEFAULT_PASSWORD_ENV = "PUSHCTL_APNS_CERT_PASSWORD"
+ENVIRONMENTS = ("sandbox", "production")
+
+
+@dataclass
+class ApnsSettings:
+    """The ``[profiles.<name>.apns]`` table (token auth or certificate auth)."""
+
+    key_file: Path | None = None
+    key_id: str | None = None
+    team_id: str | None = None
+    topic: str | None = None
+    cert_file: Path | None = None
+    cert_key_file: Path | None = None
+    cert_password_env: str | None = None
+    environment: Literal["sandbox", "production"] = "production"
+    endpoint: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL to send to: the explicit endpoint, else the environment's Apple host."""
+        return self.endpoint or APNS_HOSTS[self.environment]
+
+    @property
+    def configured(self) -> bool:
+        return self.key_file is not None or self.cert_file is not None
+
+    @property
+    def auth(self) -> Literal["token", "certificate"] | None:
+        """``token`` when a .p8 key is set (it wins over a certificate), ``certificate``, or None."""
+        if self.key_file is not None:
+            return "token"
+        if self.cert_file is not None:
+            return "certificate"
+        return None
+
+    @property
+    def password_env(self) -> str:
+        """Name of the environment variable holding the certificate password."""
+        return self.cert_password_env or DEFAULT_PASSWORD_ENV
+
+
+@dataclass
+class FcmSettings:
+    """The ``[profiles.<name>.fcm]`` table."""
+
+    service_account: Path | None = None
+    endpoint: str | None = None
+    token_uri: str | None = None
+
+    @property
+    def url(self) -> str:
+        return self.endpoint or FCM_ENDPOINT
+
+    @property
+    def configured(self) -> bool:
+        return self.service_account is not None
+
+
+@dataclass
+class SenderSettings:
+    """The ``[profiles.<name>.sender]`` table: defaults for ``pushctl send``."""
+
+    concurrency: int | None = None
+    rate: float | None = None
+    max_attempts: int = 5
+    quiet_hours: str | None = None
+    cap: str | None = None
+    default_timezone: str | None = None
+    journal: Path | None = None
+
+
+@dataclass
+class Profile:
+    """One resolved profile; ``source`` is the file it came from (None: no file)."""
+
+    name: str
+    apns: ApnsSettings = field(default_factory=ApnsSettings)
+    fcm: FcmSettings = field(default_factory=FcmSettings)
+    ca_file: Path | None = None
+    sender: SenderSettings = field(default_factory=SenderSettings)
+    source: Path | None = None
+
+
+SECTIONS: dict[str, type[Any]] = {"apns": ApnsSettings, "fcm": FcmSettings, "sender": SenderSettings}
+PROFILE_KEYS = ("ca_file", *SECTIONS)
+TOP_KEYS = ("default_profile", "profiles")
+_PATH_FIELDS = {"key_file", "cert_file", "cert_key_file", "service_account", "journal", "ca_file"}
+_INT_FIELDS = {"concurrency", "max_attempts"}
+_FLOAT_FIELDS = {"rate"}
+
+ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
+    "PUSHCTL_APNS_KEY_FILE": ("apns", "key_file"),
+    "PUSHCTL_APNS_KEY_ID": ("apns", "key_id"),
+    "PUSHCTL_APNS_TEAM_ID": ("apns", "team_id"),
+    "PUSHCTL_APNS_TOPIC": ("apns", "topic"),
+    "PUSHCTL_APNS_ENVIRONMENT": ("apns", "environment"),
+    "PUSHCTL_APNS_ENDPOINT": ("apns", "endpoint"),
+    "PUSHCTL_APNS_CERT_FILE": ("apns", "cert_file"),
+    "PUSHCTL_APNS_CERT_KEY_FILE": ("apns", "cert_key_file"),
+    "PUSHCTL_FCM_SERVICE_ACCOUNT": ("fcm", "service_account"),
+    "PUSHCTL_FCM_ENDPOINT": ("fcm", "endpoint"),
+    "PUSHCTL_FCM_TOKEN_URI": ("fcm", "token_uri"),
+    "PUSHCTL_CA_FILE": (None, "ca_file"),
+    "PUSHCTL_CONCURRENCY": ("sender", "concurrency"),
+    "PUSHCTL_RATE": ("sender", "rate"),
+    "PUSHCTL_MAX_ATTEMPTS": ("sender", "max_attempts"),
+}
+
+
+def config_path(explicit: Path | None = None, env: Mapping[str, str] = os.environ) -> Path:
+    """The config file to use: ``--config``, else ``$PUSHCTL_CONFIG``, else the XDG default."""
+    if explicit is not None:
+        return explicit.expanduser()
+    if env.get("PUSHCTL_CONFIG"):
+        return Path(env["PUSHCTL_CONFIG"]).expanduser()
+    return paths.default_config_file()
+
+
+def load_document(path: Path) -> tuple[dict[str, Any], str]:
+    """Parse a config file; ConfigError with file and line for syntax errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=path, hint="run `pushctl config init`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file: {exc}", file=path) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        match = re.search(r"\(at line (\d+), column \d+\)", msg)
+        line = int(match.group(1)) if match else None
+        msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
+        raise ConfigError(f"invalid TOML: {msg}", file=path, line=line) from None
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise _unknown_key(path, text, (), key, TOP_KEYS)
+    if "default_profile" in doc and not isinstance(doc["default_profile"], str):
+        raise ConfigError("must be a string", file=path, line=find_key_line(text, (), "default_profile"),
+                          field="default_profile")
+    if not isinstance(doc.get("profiles", {}), dict):
+        raise ConfigError("must be a table", file=path, field="profiles")
+    return doc, text
+
+
+def resolve_profile(path: Path | None, name: str | None, env: Mapping[str, str] = os.environ) -> Profile:
+    """Load the named profile (or the file's default) and apply environment overrides.
+
+    ``path`` None means ``$PUSHCTL_CONFIG`` or the XDG default; a missing file is an
+    error only when it was given explicitly or a profile other than ``default`` was asked for.
+    """
+    explicit = path is not None or bool(env.get("PUSHCTL_CONFIG"))
+    file = config_path(path, env)
+    if not file.exists():
+        if explicit or (name is not None and name != "default"):
+            hint = "run `pushctl config init`" + (f" --config {file}" if explicit else "")
+            raise ConfigError("config file not found", file=file, hint=hint)
+        return _apply_env(Profile(name="default"), env)
+    doc, text = load_document(file)
+    profiles = doc.get("profiles", {})
+    chosen = name or doc.get("default_profile") or "default"
+    if chosen not in profiles:
+        if name is None and chosen == "default":
+            # No profile selected anywhere: commands that need none (render, emulator) still work.
+            return _apply_env(Profile(name="default", source=file), env)
+        known = ", ".join(sorted(profiles)) or "none"
+        line = find_key_line(text, (), "default_profile") if name is None else None
+        raise ConfigError(f"unknown profile '{chosen}' (profiles in this file: {known})",
+                          file=file, line=line, field=None if name else "default_profile")
+    profile = _build_profile(file, text, chosen, profiles[chosen])
+    return _apply_env(profile, env)
+
+
+def _build_profile(file: Path, text: str, name: str, table: Any) -> Profile:
+    where: tuple[str, ...] = ("profiles", name)
+    if not isinstance(table, dict):
+        raise ConfigError("profile must be a table", file=file, field=f"profiles.{name}")
+    profile = Profile(name=name, source=file)
+    for key, value in table.items():
+        if key not in PROFILE_KEYS:
+            raise _unknown_key(file, text, where, key, PROFILE_KEYS)
+        if key == "ca_file":
+            profile.ca_file = cast(Path, _convert(file, text, where, key, value, file.parent))
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError("must be a table", file=file, line=find_key_line(text, where, key),
+                              field=f"profiles.{name}.{key}")
+        settings = getattr(profile, key)
+        valid = tuple(f.name for f in fields(settings))
+        for sub, subvalue in value.items():
+            if sub not in valid:
+                raise _unknown_key(file, text, (*where, key), sub, valid)
+            setattr(settings, sub, _convert(file, text, (*where, key), sub, subvalue, file.parent))
+    return profile
+
+
+def _unknown_key(
+    file: Path, text: str, where: tuple[str, ...], key: str, valid: tuple[str, ...]
+) -> ConfigError:
+    dotted = ".".join((*where, key))
+    return ConfigError(f"unknown key (valid keys here: {', '.join(valid)})", file=file,
+                       line=find_key_line(text, where, key), field=dotted)
+
+
+def _convert(
+    file: Path | str, text: str, where: tuple[str, ...], key: str, value: Any, base: Path | None
+) -> Any:
+    """Check a file or environment value's type and turn it into the field's Python type."""
+    dotted = ".".join((*where, key))
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"expected {expected}, got {value!r}", file=file,
+                           line=find_key_line(text, where, key) if text else None, field=dotted)
+
+    if key in _INT_FIELDS:
+        low = 1 if key == "max_attempts" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise fail(f"a whole number >= {low}")
+        return value
+    if key in _FLOAT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise fail("a number >= 0")
+        return float(value)
+    if not isinstance(value, str) or not value:
+        raise fail("a non-empty string")
+    if key == "environment" and value not in ENVIRONMENTS:
+        raise fail("'sandbox' or 'production'")
+    if key == "endpoint" or key == "token_uri":
+        if not value.startswith(("https://", "http://")):
+            raise fail("an https:// URL")
+        return value.rstrip("/") if key == "endpoint" else value
+    if key in _PATH_FIELDS:
+        p = Path(value).expanduser()
+        return base / p if base is not None and not p.is_absolute() else p
+    return value
+
+
+def _apply_env(profile: Profile, env: Mapping[str, str]) -> Profile:
+    for var, (section, key) in ENV_OVERRIDES.items():
+        raw = env.get(var)
+        if not raw:
+            continue
+        value: Any = raw
+        if key in _INT_FIELDS | _FLOAT_FIELDS:
+            try:
+                value = int(raw) if key in _INT_FIELDS else float(raw)
+            except ValueError:
+                raise ConfigError(f"expected a number, got {raw!r}", field=var) from None
+        try:
+            value = _convert(f"${var}", "", (), key, value, None)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field=var) from None
+        setattr(profile if section is None else getattr(profile, section), key, value)
+    return profile
+
+
+# -- writing ------------------------------------------------------------------
+
+
+def profile_table(profile: Profile) -> dict[str, Any]:
+    """The profile as a TOML-ready table (None values left out, paths as strings)."""
+    table: dict[str, Any] = {}
+    if profile.ca_file is not None:
+        table["ca_file"] = str(profile.ca_file)
+    for section in SECTIONS:
+        settings = getattr(profile, section)
+        sub = {f.name: _plain(getattr(settings, f.name)) for f in fields(settings)
+               if getattr(settings, f.name) is not None}
+        if sub:
+            table[section] = sub
+    return table
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (the file can name key files and endpoints)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to an existing file
+
+
+def save_profile(path: Path, profile: Profile, *, make_default: bool = False) -> None:
+    """Merge ``profile`` into the file at ``path`` (created if missing), mode 0600.
+
+    Other profiles are kept; comments are not (tomli-w writes plain TOML).
+    """
+    doc = load_document(path)[0] if path.exists() else {}
+    doc.setdefault("profiles", {})[profile.name] = profile_table(profile)
+    if make_default:
+        doc["default_profile"] = profile.name
+    write_private(path, tomli_w.dumps(doc))
+
+
+def set_value(path: Path, key: str, value: str, *, profile: str | None = None) -> None:
+    """Set one key, e.g. ``profiles.staging.apns.topic`` or ``apns.topic``, typed and validated.
+
+    A short key applies to ``profile``, else the file's ``default_profile``, else ``default``.
+    The file's comments and layout are kept where the key can be edited in place.
+    """
+    doc, text = load_document(path) if path.exists() else ({}, "")
+    parts = key.split(".")
+    if parts == ["default_profile"]:
+        where: tuple[str, ...] = ()
+        typed: Any = value
+    else:
+        if parts[0] == "profiles":
+            if len(parts) < 3:
+                raise ConfigError("expected profiles.<name>.<key>", field=key)
+            name, rest = parts[1], parts[2:]
+        else:
+            name, rest = profile or doc.get("default_profile") or "default", parts
+        valid_for = {"ca_file": ()} | {f"{s}.{f.name}": () for s, c in SECTIONS.items() for f in fields(c)}
+        if ".".join(rest) not in valid_for:
+            raise ConfigError(f"unknown key (valid keys: default_profile, {', '.join(valid_for)})",
+                              file=path, field=key)
+        where = ("profiles", name, *rest[:-1])
+        typed = _typed(rest[-1], value, key)
+    new_text = set_in_text(text, where, parts[-1], tomli_w.dumps({"v": typed})[4:].strip())
+    try:
+        tomllib.loads(new_text)
+    except tomllib.TOMLDecodeError:
+        # The in-place edit clashed with the file's layout (e.g. dotted keys): rewrite it plainly.
+        node = doc
+        for part in where:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = typed
+        new_text = tomli_w.dumps(doc)
+    _check_text(path, new_text, where)
+    write_private(path, new_text)
+
+
+def _typed(name: str, value: str, key: str) -> Any:
+    """The string from the command line as the field's TOML type."""
+    try:
+        if name in _INT_FIELDS:
+            return int(value)
+        if name in _FLOAT_FIELDS:
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"expected a number, got {value!r}", field=key) from None
+    if value.lower() in ("true", "false") and name not in _PATH_FIELDS:
+        return value.lower() == "true"
+    return value
+
+
+def _check_text(path: Path, text: str, where: tuple[str, ...]) -> None:
+    """Validate the edited document before it replaces the file."""
+    doc = tomllib.loads(text)
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise _unknown_key(path, text, (), key, TOP_KEYS)
+    if len(where) >= 2:
+        _build_profile(path, text, where[1], doc["profiles"][where[1]])
+
+
+# -- locating keys in the text (tomllib gives no positions) -------------------
+
+_HEADER = re.compile(r"^\s*\[\[?([^\[\]]+)\]\]?\s*(#.*)?$")
+_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_.\-\"' ]+?)\s*=")
+
+
+def _split_key(raw: str) -> tuple[str, ...]:
+    return tuple(p.strip().strip("\"'") for p in raw.split("."))
+
+
+def find_key_line(text: str, where: tuple[str, ...], key: str) -> int | None:
+    """1-based line where ``where.key`` is assigned or its table starts (best effort)."""
+    target = (*where, key)
+    header: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), 1):
+        if m := _HEADER.match(line):
+            header = _split_key(m.group(1))
+            if header[: len(target)] == target:
+                return number
+        elif (m := _ASSIGN.match(line)) and (*header, *_split_key(m.group(1)))[: len(target)] == target:
+            return number
+    return None
+
+
+def set_in_text(text: str, where: tuple[str, ...], key: str, literal: str) -> str:
+    """``text`` with ``key = literal`` set in table ``where``, keeping comments and layout."""
+    lines = text.splitlines()
+    header: tuple[str, ...] = ()
+    start: int | None = 0 if not where else None
+    commented: int | None = None  # the starter file's "# key = example" line, replaced if present
+    for i, line in enumerate(lines):
+        if m := _HEADER.match(line):
+            if start is not None:
+                break  # the table ended without the key
+            header = _split_key(m.group(1))
+            if header == where:
+                start = i + 1
+        elif header == where and (m := _ASSIGN.match(line)) and _split_key(m.group(1)) == (key,):
+            lines[i] = f"{key} = {literal}"
+            return "\n".join(lines) + "\n"
+        elif start is not None and commented is None and re.match(rf"^\s*#\s*{re.escape(key)}\s*=", line):
+            commented = i
+    if commented is not None:
+        lines[commented] = f"{key} = {literal}"
+    elif start is None:
+        lines += ["", f"[{'.'.join(where)}]", f"{key} = {literal}"]
+    else:
+        lines.insert(start, f"{key} = {literal}")
+    return "\n".join(lines) + "\n"
+
+
+def redacted(profile: Profile) -> dict[str, Any]:
+    """The resolved profile for display. Profiles hold file *paths* and env var *names* only,
+    never key material; URLs lose any ``user:password@`` part all the same."""
+    out: dict[str, Any] = {"profile": profile.name, "source": str(profile.source) if profile.source else None}
+    table = profile_table(profile)
+    out["ca_file"] = table.get("ca_file")
+    for section in SECTIONS:
+        out[section] = {k: _strip_userinfo(v) if isinstance(v, str) else v
+                        for k, v in table.get(section, {}).items()}
+    out["apns"]["url"] = _strip_userinfo(profile.apns.url)
+    out["apns"]["cert_password_env"] = profile.apns.password_env if profile.apns.cert_file else None
+    out["fcm"]["url"] = _strip_userinfo(profile.fcm.url)
+    return out
+
+
+def _strip_userinfo(value: str) -> str:
+    return re.sub(r"^(https?://)[^/@]*@", r"\1***@", value)

@@ -1,0 +1,137 @@
+"""Google's OAuth2 token endpoint, emulated for service-account JWT assertions (``POST /token``).
+
+Access tokens are random strings kept in memory with their service account and expiry;
+:class:`TokenStore` is what the FCM side consults for every ``authorization`` header.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt
+
+from pushctl.emulator.registry import Registry
+from pushctl.emulator.scenario import FaultInjector, Options
+from pushctl.emulator.server import Request, Response, json_response
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+# Google accepts the broad cloud-platform scope for FCM too.
+ACCEPTED_SCOPES = frozenset({FCM_SCOPE, "https://www.googleapis.com/auth/cloud-platform"})
+MAX_ASSERTION_LIFETIME = 3600
+CLOCK_SKEW = 60
+
+
+@dataclass(slots=True, frozen=True)
+class AccessToken:
+    """An issued access token: whose it is and when it stops working."""
+
+    client_email: str
+    project_id: str
+    expires_at: float
+
+
+class TokenStore:
+    """Issued access tokens (thread-safe: tests may issue or expire tokens from another thread)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, AccessToken] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, client_email: str, project_id: str, lifetime: float) -> str:
+        """Create a new access token valid for ``lifetime`` seconds."""
+        token = "ya29.emu-" + secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = AccessToken(client_email, project_id, time.time() + lifetime)
+        return token
+
+    def lookup(self, token: str) -> AccessToken | None:
+        """The token's record if it exists and has not expired."""
+        record = self._tokens.get(token)
+        if record is None or record.expires_at <= time.time():
+            return None
+        return record
+
+    def expire_all(self) -> None:
+        """Make every issued token expired (to test a client's refresh)."""
+        with self._lock:
+            self._tokens = {t: AccessToken(r.client_email, r.project_id, 0.0) for t, r in self._tokens.items()}
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> Response:
+    return json_response(status, {"error": error, "error_description": description})
+
+
+class OAuthService:
+    """Handles ``POST /token`` on the FCM port."""
+
+    def __init__(self, registry: Registry, tokens: TokenStore, options: Options, faults: FaultInjector) -> None:
+        self.registry = registry
+        self.tokens = tokens
+        self.options = options
+        self.faults = faults
+        self.token_uri = ""
+        """Set by the emulator once its port is known: assertions must name it as ``aud``."""
+        self.stats: Counter[str] = Counter()
+
+    def handle(self, req: Request) -> Response:
+        """Exchange a JWT assertion for an access token, or answer like Google's OAuth errors."""
+        response = self._exchange(req)
+        self.stats[str(response.status)] += 1
+        response.delay += self.faults.faults.token_latency_ms / 1000.0
+        return response
+
+    def _exchange(self, req: Request) -> Response:
+        if req.method != "POST":
+            return _oauth_error("invalid_request", "Only POST is supported.", 405)
+        if self.faults.token_error():
+            status = self.faults.faults.token_error_status
+            return _oauth_error("internal_failure", "Backend Error", status)
+        form = parse_qs(req.body.decode("utf-8", "replace"))
+        grant = form.get("grant_type", [""])[0]
+        if grant != GRANT_TYPE:
+            return _oauth_error("unsupported_grant_type", f"Invalid grant_type: {grant}")
+        assertion = form.get("assertion", [""])[0]
+        try:
+            header = jwt.get_unverified_header(assertion)
+            unverified: dict[str, Any] = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return _oauth_error("invalid_grant", "Invalid JWT: could not be decoded.")
+        account = self.registry.service_accounts.get(str(unverified.get("iss")))
+        if account is None or header.get("alg") != "RS256":
+            return _oauth_error("invalid_grant", "Invalid JWT Signature.")
+        if header.get("kid") not in (None, account.key_id):
+            return _oauth_error("invalid_grant", "Invalid JWT Signature.")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                assertion, account.public_key, algorithms=["RS256"],
+                options={"verify_exp": False, "verify_iat": False, "verify_aud": False},
+            )
+        except jwt.PyJWTError:
+            return _oauth_error("invalid_grant", "Invalid JWT Signature.")
+        if claims.get("aud") != self.token_uri:
+            return _oauth_error(
+                "invalid_grant", f"Invalid JWT: Failed audience check. The expected value was {self.token_uri}."
+            )
+        iat, exp, now = claims.get("iat"), claims.get("exp"), time.time()
+        if (
+            not isinstance(iat, int) or not isinstance(exp, int) or exp > iat + MAX_ASSERTION_LIFETIME
+            or exp <= now or iat > now + CLOCK_SKEW
+        ):
+            return _oauth_error(
+                "invalid_grant",
+                "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. "
+                "Check your iat and exp values in the JWT claim.",
+            )
+        scopes = set(str(claims.get("scope", "")).split())
+        if not scopes & ACCEPTED_SCOPES:
+            return _oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+        lifetime = self.options.access_token_lifetime
+        token = self.tokens.issue(account.client_email, account.project_id, lifetime)
+        return json_response(200, {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"})

@@ -1,0 +1,343 @@
+"""A small, fast HTTP/2-over-TLS server on ``h2`` + asyncio, shared by the APNs and FCM emulators.
+
+A service is a synchronous function ``Request -> Response``: everything the emulators check
+is CPU-only, so no coroutine or task is created per request (that is what keeps one core
+at several thousand requests/s). Connection-level behaviour — concurrent-stream limits,
+GOAWAY after N streams, dropped connections, idle timeouts, response latency — lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+from hyperframe.frame import GoAwayFrame
+
+
+@dataclass(slots=True)
+class Request:
+    """One complete request stream."""
+
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    """Regular headers in arrival order (repeats kept, so duplicates can be detected)."""
+    body: bytes
+    stream_id: int
+    conn: Connection
+
+
+@dataclass(slots=True)
+class Response:
+    """What to answer; ``drop`` aborts the connection instead of answering."""
+
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    delay: float = 0.0
+    drop: bool = False
+
+
+Handler = Callable[[Request], Response]
+
+JSON_HEADERS = [("content-type", "application/json; charset=utf-8")]
+
+
+def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    """A JSON response (compact encoding, like the real services)."""
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    return Response(status, body, JSON_HEADERS + (headers or []))
+
+
+@dataclass
+class ServerConfig:
+    """Connection-level behaviour of one port."""
+
+    max_concurrent_streams: int = 1000
+    initial_streams: int | None = None
+    """Streams advertised at connection start (e.g. 1 until authenticated); default the maximum."""
+    goaway_after: int = 0
+    drop_after: int = 0
+    idle_timeout: float = 0.0
+
+
+class _Settings(h2.settings.Settings):
+    """Local settings whose stream limit h2 does not enforce itself.
+
+    h2 answers a stream over the limit with a connection error; a real server refuses just
+    that stream (RST_STREAM REFUSED_STREAM), which :class:`Connection` does instead. That
+    matters when the limit drops while the client still has streams on the way.
+    """
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        return 2**31 - 1
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: h2 state machine, buffered request streams, pending response data."""
+
+    def __init__(self, server: H2Server) -> None:
+        self.server = server
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        )
+        self.transport: asyncio.Transport | None = None
+        self.peer_cert: bytes | None = None
+        self.data: dict[str, Any] = {}
+        """Per-connection state for services (e.g. the first JWT key id seen)."""
+        self._streams: dict[int, tuple[list[tuple[str, str]], bytearray]] = {}
+        self._pending: dict[int, memoryview] = {}
+        self._requests = 0
+        self._open = 0
+        self._goaway_last: int | None = None
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    # -- asyncio.Protocol ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sslobj = transport.get_extra_info("ssl_object")
+        if sslobj is not None:
+            self.peer_cert = sslobj.getpeercert(binary_form=True)
+        cfg = self.server.config
+        self._advertised = cfg.initial_streams or cfg.max_concurrent_streams
+        self.h2.local_settings = _Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self._advertised,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
+            },
+        )
+        self.h2.initiate_connection()
+        transport.write(self.h2.data_to_send())
+        self.server.connections.add(self)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server.connections.discard(self)
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            self._flush()
+            self.abort()
+            return
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                self._on_headers(event)
+            elif isinstance(event, h2.events.DataReceived):
+                entry = self._streams.get(event.stream_id)
+                if entry is not None:
+                    entry[1] += event.data
+                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                self._on_request(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                self._streams.pop(event.stream_id, None)
+                self._pending.pop(event.stream_id, None)
+            elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+                self._send_pending()
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                self.close()
+                return
+        self._flush()
+
+    # -- requests -------------------------------------------------------------
+
+    def _on_headers(self, event: h2.events.RequestReceived) -> None:
+        sid = event.stream_id
+        if self._goaway_last is not None and sid > self._goaway_last:
+            # After our GOAWAY, newer streams are ignored; the client retries them elsewhere.
+            return
+        acked_limit = self.h2.local_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS]
+        if self._open >= acked_limit:
+            self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        self._streams[sid] = (list(event.headers or ()), bytearray())
+        self._requests += 1
+        self._open += 1
+        cfg = self.server.config
+        if cfg.goaway_after and self._requests == cfg.goaway_after:
+            self.goaway(sid)
+
+    def _on_request(self, sid: int) -> None:
+        entry = self._streams.pop(sid, None)
+        if entry is None:
+            return
+        raw_headers, body = entry
+        method = path = ""
+        headers: list[tuple[str, str]] = []
+        for name, value in raw_headers:
+            if name == ":method":
+                method = value
+            elif name == ":path":
+                path = value
+            elif name[0] != ":":
+                headers.append((name, value))
+        if self.server.config.drop_after and self._requests >= self.server.config.drop_after:
+            self.abort()
+            return
+        self._arm_idle()
+        response = self.server.handler(Request(method, path, headers, bytes(body), sid, self))
+        if response.drop:
+            self.abort()
+        elif response.delay > 0:
+            asyncio.get_running_loop().call_later(response.delay, self._respond_later, sid, response)
+        else:
+            self._respond(sid, response)
+
+    def _respond_later(self, sid: int, response: Response) -> None:
+        if not self._closed:
+            self._respond(sid, response)
+            self._flush()
+
+    def _respond(self, sid: int, response: Response) -> None:
+        headers = [(":status", str(response.status)), *response.headers]
+        body = response.body
+        try:
+            if body:
+                headers.append(("content-length", str(len(body))))
+                self.h2.send_headers(sid, headers)
+                self._pending[sid] = memoryview(body)
+                self._send_pending()
+            else:
+                self.h2.send_headers(sid, headers, end_stream=True)
+                self._stream_done()
+        except h2.exceptions.StreamClosedError:
+            self._stream_done()
+
+    def _send_pending(self) -> None:
+        for sid in list(self._pending):
+            view = self._pending[sid]
+            try:
+                window = self.h2.local_flow_control_window(sid)
+                frame = self.h2.max_outbound_frame_size
+                while view and window > 0:
+                    chunk = min(len(view), window, frame)
+                    self.h2.send_data(sid, view[:chunk].tobytes(), end_stream=chunk == len(view))
+                    view = view[chunk:]
+                    window -= chunk
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                view = memoryview(b"")
+            if view:
+                self._pending[sid] = view
+            else:
+                del self._pending[sid]
+                self._stream_done()
+
+    def _stream_done(self) -> None:
+        self._open -= 1
+        if self._goaway_last is not None and self._open <= 0:
+            self._flush()
+            self.close()
+
+    # -- connection control (used by services and faults) ---------------------------
+
+    def set_max_concurrent_streams(self, value: int) -> None:
+        """Advertise a new SETTINGS_MAX_CONCURRENT_STREAMS (no-op when unchanged)."""
+        if value != self._advertised and not self._closed:
+            self._advertised = value
+            self.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: value})
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        """The limit most recently advertised."""
+        return self._advertised
+
+    def goaway(self, last_stream_id: int, reason: str | None = None) -> None:
+        """Send GOAWAY: streams up to ``last_stream_id`` are still answered, then the connection closes."""
+        self._flush()
+        extra = json.dumps({"reason": reason}).encode() if reason else b""
+        frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=0, additional_data=extra)
+        self._goaway_last = last_stream_id
+        if self.transport is not None and not self._closed:
+            self.transport.write(frame.serialize())
+
+    def abort(self) -> None:
+        """Drop the connection abruptly (no GOAWAY), like a network failure."""
+        self._closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        """Close the connection after writing what is buffered."""
+        self._closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _flush(self) -> None:
+        if self._closed or self.transport is None:
+            return
+        data = self.h2.data_to_send()
+        if data:
+            self.transport.write(data)
+
+    def _arm_idle(self) -> None:
+        timeout = self.server.config.idle_timeout
+        if timeout <= 0:
+            return
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+        self._idle_handle = asyncio.get_running_loop().call_later(timeout, self._idle)
+
+    def _idle(self) -> None:
+        if self._open > 0:
+            self._arm_idle()
+            return
+        last = self.h2.highest_inbound_stream_id
+        self.goaway(last, "IdleTimeout")
+        self._flush()
+        self.close()
+
+
+class H2Server:
+    """One listening TLS port serving HTTP/2 with one handler."""
+
+    def __init__(
+        self, handler: Handler, ssl_context: ssl.SSLContext, config: ServerConfig, *, host: str = "127.0.0.1"
+    ) -> None:
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.config = config
+        self.host = host
+        self.port = 0
+        self.connections: set[Connection] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, port: int = 0, *, reuse_port: bool = False) -> int:
+        """Listen on ``port`` (0 = a free one) and return the port."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self), self.host, port, ssl=self.ssl_context, reuse_port=reuse_port or None
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.abort()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+        self._server = None

@@ -1,0 +1,404 @@
+"""The campaign journal: one SQLite database of runs and per-device rows, for resume and reports.
+
+Exactly-once-visible delivery rests on three rules:
+
+1. A device is marked *in flight* (one committed transaction per batch, :meth:`Run.mark_inflight`)
+   before its request goes out, and settled when the answer comes (:meth:`Run.record`).
+2. A resumed run skips settled devices and re-sends in-flight ones with the campaign's
+   :attr:`Run.collapse_id`, so a device that got the first copy still shows one notification.
+3. One process per campaign: an ``flock`` on ``<journal dir>/locks/<campaign>.lock``.
+
+Durability: WAL with ``synchronous=NORMAL`` makes every commit survive the *process* dying
+(``kill -9``, OOM, Ctrl-C): the commit is in the WAL file in the OS page cache. Only an OS crash or
+power loss can drop the last commits, which is not the failure we guard against, and ``FULL``
+would cost an fsync per batch on the event loop.
+
+Writes never limit throughput: results are buffered and written with ``executemany`` in one
+transaction per batch (≥ 500 rows or every 0.2 s), a few milliseconds each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pushctl import journal_reports as reports
+from pushctl.errors import InputError
+from pushctl.journal_lock import CampaignLock, is_locked
+from pushctl.journal_reports import RunInfo
+from pushctl.model import Platform
+from pushctl.outcome import Outcome, Result
+from pushctl.summary import Summary
+
+__all__ = ["DeviceState", "Journal", "Run", "RunInfo", "validate_campaign_id"]
+
+FLUSH_ROWS = 500
+FLUSH_SECONDS = 0.2
+CAMPAIGN_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+COLLAPSE_ID_MAX = 64  # bytes: APNs' limit on apns-collapse-id
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    campaign_id    TEXT PRIMARY KEY,
+    template_fp    TEXT NOT NULL,
+    audience_fp    TEXT NOT NULL,
+    options_json   TEXT NOT NULL DEFAULT '{}',
+    created_at     REAL NOT NULL,
+    started_at     REAL NOT NULL,
+    finished_at    REAL,
+    status         TEXT NOT NULL,
+    stopped_reason TEXT,
+    runs_count     INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS devices (
+    campaign_id   TEXT NOT NULL,
+    token         TEXT NOT NULL,
+    platform      TEXT NOT NULL,
+    line          INTEGER NOT NULL DEFAULT 0,
+    variant       TEXT NOT NULL DEFAULT '',
+    state         TEXT NOT NULL,
+    outcome       TEXT,
+    reason        TEXT,
+    status        INTEGER,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    latency_ms    REAL,
+    provider_id   TEXT,
+    first_sent_at REAL,
+    settled_at    REAL,
+    PRIMARY KEY (campaign_id, token)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS devices_by_token ON devices (token, outcome, settled_at);
+"""
+
+_MARK_SQL = """
+INSERT INTO devices (campaign_id, token, platform, line, variant, state, first_sent_at)
+VALUES (?, ?, ?, ?, ?, 'inflight', ?)
+ON CONFLICT (campaign_id, token) DO UPDATE SET
+    platform = excluded.platform, line = excluded.line, variant = excluded.variant,
+    state = 'inflight', first_sent_at = COALESCE(devices.first_sent_at, excluded.first_sent_at)
+"""
+
+# A result may arrive without a prior mark (skipped / deferred rows are never sent), so upsert;
+# keep the marked line / variant when the result does not carry them.
+_RECORD_SQL = """
+INSERT INTO devices (campaign_id, token, platform, line, variant, state, outcome, reason, status,
+                     attempts, latency_ms, provider_id, first_sent_at, settled_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (campaign_id, token) DO UPDATE SET
+    platform = excluded.platform,
+    line = CASE WHEN excluded.line != 0 THEN excluded.line ELSE devices.line END,
+    variant = CASE WHEN excluded.variant != '' THEN excluded.variant ELSE devices.variant END,
+    state = excluded.state, outcome = excluded.outcome, reason = excluded.reason,
+    status = excluded.status, attempts = excluded.attempts, latency_ms = excluded.latency_ms,
+    provider_id = excluded.provider_id,
+    first_sent_at = COALESCE(devices.first_sent_at, excluded.first_sent_at),
+    settled_at = excluded.settled_at
+"""
+
+
+class DeviceState(StrEnum):
+    """Where a device stands in a campaign, as :meth:`Run.lookup` reports it."""
+
+    INFLIGHT = "inflight"
+    """Sent (or about to be) without a recorded answer: re-send on resume."""
+    SETTLED = "settled"
+    """Has a final outcome: never send again in this campaign."""
+    DEFERRED = "deferred"
+    """Its time slot had not come: a later run considers it again."""
+
+
+def validate_campaign_id(campaign_id: str) -> str:
+    """Return ``campaign_id`` if it is ``[A-Za-z0-9._-]{1,64}``, else raise ``InputError``."""
+    if not CAMPAIGN_ID_RE.fullmatch(campaign_id):
+        raise InputError(
+            f"invalid campaign id {campaign_id!r}",
+            field="--campaign",
+            hint="1-64 characters among letters, digits, '.', '_' and '-'",
+        )
+    return campaign_id
+
+
+def _collapse_id(campaign_id: str) -> str:
+    cid = f"pushctl-{campaign_id}"
+    if len(cid.encode()) <= COLLAPSE_ID_MAX:
+        return cid
+    # Long ids: keep a readable prefix plus a hash, so distinct campaigns stay distinct.
+    digest = hashlib.sha256(campaign_id.encode()).hexdigest()[:16]
+    return f"pushctl-{campaign_id[: COLLAPSE_ID_MAX - 8 - 17]}-{digest}"
+
+
+class Journal:
+    """The journal database. Use from one thread (the sender's event loop) at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are explicit (one BEGIN ... COMMIT per batch).
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout = 5000")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")  # durable across kill -9: see module doc
+        self._conn.executescript(SCHEMA)
+        self._open_runs: list[Run] = []
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.path.parent / "locks"
+
+    def close(self) -> None:
+        """Flush unfinished runs, release their locks and close the database."""
+        for run in list(self._open_runs):
+            run.abandon()
+        self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    @staticmethod
+    def derive_campaign_id(template_fp: str, audience_fp: str, options: Mapping[str, Any]) -> str:
+        """A stable id for a campaign without ``--campaign``: same inputs, same id."""
+        canonical = json.dumps(
+            {"template": template_fp, "audience": audience_fp, "options": dict(options)},
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
+        return "c-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def open_run(
+        self,
+        campaign_id: str,
+        *,
+        template_fp: str,
+        audience_fp: str,
+        options: Mapping[str, Any],
+        force: bool = False,
+    ) -> Run:
+        """Start or resume ``campaign_id`` and take its lock.
+
+        Raises ``CampaignLocked`` when a live process holds the campaign, and ``InputError``
+        when the campaign was started with another template or audience (unless ``force``).
+        """
+        validate_campaign_id(campaign_id)
+        lock = CampaignLock(self.lock_dir / f"{campaign_id}.lock", campaign_id)
+        try:
+            resumed = self._start_row(campaign_id, template_fp, audience_fp, options, force)
+        except BaseException:
+            lock.release()
+            raise
+        run = Run(self, campaign_id, resumed=resumed, lock=lock)
+        self._open_runs.append(run)
+        return run
+
+    def _start_row(
+        self, campaign_id: str, template_fp: str, audience_fp: str, options: Mapping[str, Any], force: bool
+    ) -> bool:
+        now = time.time()
+        options_json = json.dumps(dict(options), sort_keys=True, default=str)
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT template_fp, audience_fp FROM runs WHERE campaign_id = ?", (campaign_id,)
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO runs (campaign_id, template_fp, audience_fp, options_json, created_at, "
+                    "started_at, status, runs_count) VALUES (?, ?, ?, ?, ?, ?, 'running', 1)",
+                    (campaign_id, template_fp, audience_fp, options_json, now, now),
+                )
+                return False
+            for what, old, new in (("template", row[0], template_fp), ("audience", row[1], audience_fp)):
+                if old != new and not force:
+                    raise InputError(
+                        f"campaign {campaign_id} was started with a different {what} "
+                        f"(fingerprint {old[:12]}, now {new[:12]})",
+                        field="--campaign",
+                        hint="use a new --campaign id, or --force",
+                    )
+            conn.execute(
+                "UPDATE runs SET template_fp = ?, audience_fp = ?, options_json = ?, started_at = ?, "
+                "finished_at = NULL, status = 'running', stopped_reason = NULL, "
+                "runs_count = runs_count + 1 WHERE campaign_id = ?",
+                (template_fp, audience_fp, options_json, now, campaign_id),
+            )
+            return True
+
+    def _flush_open_runs(self) -> None:
+        for run in self._open_runs:
+            run.flush()
+
+    # -- reports (see pushctl.journal_reports) -----------------------------
+
+    def list_runs(self, limit: int = 20) -> list[RunInfo]:
+        """The ``limit`` most recently started runs, newest first, with their counts."""
+        self._flush_open_runs()
+        return [self._with_liveness(info) for info in reports.list_runs(self._conn, limit)]
+
+    def run_info(self, campaign_id: str) -> RunInfo:
+        """One run's metadata and counts; ``InputError`` (with close matches) if unknown."""
+        self._flush_open_runs()
+        return self._with_liveness(reports.run_info(self._conn, campaign_id))
+
+    def _with_liveness(self, info: RunInfo) -> RunInfo:
+        # "running" in the table but nobody holds the lock: the process died mid-run.
+        if info.status == "running" and not is_locked(self.lock_dir / f"{info.campaign_id}.lock"):
+            info.status = "abandoned"
+        return info
+
+    def results(self, campaign_id: str, *, failures_first: bool = False) -> Iterator[Result]:
+        """The campaign's settled results, streamed; in audience order, or failures first."""
+        self._flush_open_runs()
+        self.run_info(campaign_id)
+        return reports.results(self._conn, campaign_id, failures_first=failures_first)
+
+    def prune_list(self, campaign_id: str) -> Iterator[str]:
+        """Tokens with outcome ``invalid_token`` in this campaign."""
+        self._flush_open_runs()
+        self.run_info(campaign_id)
+        return reports.prune_list(self._conn, campaign_id)
+
+    def summary(self, campaign_id: str) -> Summary:
+        """The campaign's summary, rebuilt from the device rows and run metadata."""
+        self._flush_open_runs()
+        return reports.summary(self._conn, campaign_id)
+
+    def delivered_counts_since(self, tokens: Sequence[str], since: float) -> dict[str, int]:
+        """Deliveries per token since ``since`` (epoch s) across all campaigns, for frequency caps."""
+        self._flush_open_runs()
+        return reports.delivered_counts_since(self._conn, tokens, since)
+
+    def known_invalid(self, tokens: Sequence[str]) -> set[str]:
+        """The tokens some run (any campaign) found invalid."""
+        self._flush_open_runs()
+        return reports.known_invalid(self._conn, tokens)
+
+
+class Run:
+    """One session of a campaign, holding its lock until :meth:`finish`."""
+
+    def __init__(self, journal: Journal, campaign_id: str, *, resumed: bool, lock: CampaignLock) -> None:
+        self.campaign_id = campaign_id
+        self.resumed = resumed
+        """True when the campaign already existed (this session continues it)."""
+        self.collapse_id = _collapse_id(campaign_id)
+        """Default ``apns-collapse-id`` / FCM ``collapse_key``: stable per campaign, ≤ 64 bytes."""
+        self._journal = journal
+        self._conn = journal._conn
+        self._lock = lock
+        self._buffer: list[tuple[Any, ...]] = []
+        # token -> state of buffered results, so lookup() sees them before they are flushed.
+        self._pending: dict[str, DeviceState] = {}
+        self._last_flush = time.monotonic()
+        self.finished = False
+
+    def lookup(self, tokens: Sequence[str]) -> dict[str, DeviceState]:
+        """States of the tokens this campaign has seen; unseen tokens are absent."""
+        states: dict[str, DeviceState] = {}
+        for part in reports.chunks(tokens):
+            rows = self._conn.execute(
+                "SELECT token, state FROM devices "
+                f"WHERE campaign_id = ? AND token IN ({','.join('?' * len(part))})",
+                (self.campaign_id, *part),
+            )
+            states.update((token, DeviceState(state)) for token, state in rows)
+        if self._pending:
+            for token in tokens:
+                if token in self._pending:
+                    states[token] = self._pending[token]
+        return states
+
+    def mark_inflight(self, items: Sequence[tuple[str, Platform, int, str]]) -> None:
+        """Mark ``(token, platform, line, variant)`` rows in flight; committed when this returns.
+
+        Buffered results are written in the same transaction: one commit instead of two.
+        """
+        now = time.time()
+        rows = [
+            (self.campaign_id, token, str(platform), line, variant, now)
+            for token, platform, line, variant in items
+        ]
+        with self._journal._transaction() as conn:
+            self._write_buffer(conn)
+            conn.executemany(_MARK_SQL, rows)
+
+    def record(self, result: Result) -> None:
+        """Buffer one device's result; written when 500 are buffered or 0.2 s have passed."""
+        now = time.time()
+        state = DeviceState.DEFERRED if result.outcome is Outcome.DEFERRED else DeviceState.SETTLED
+        sent_at = now - result.latency_ms / 1000 if result.attempts else None
+        self._buffer.append(
+            (
+                self.campaign_id, result.token, str(result.platform), result.line, result.variant,
+                str(state), str(result.outcome), result.reason, result.status, result.attempts,
+                result.latency_ms, result.provider_id, sent_at, now,
+            )
+        )  # fmt: skip
+        self._pending[result.token] = state
+        if len(self._buffer) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered results in one transaction."""
+        if self._buffer:
+            with self._journal._transaction() as conn:
+                self._write_buffer(conn)
+        self._last_flush = time.monotonic()
+
+    def _write_buffer(self, conn: sqlite3.Connection) -> None:
+        if self._buffer:
+            conn.executemany(_RECORD_SQL, self._buffer)
+            self._buffer.clear()
+            self._pending.clear()
+
+    def finish(self, *, stopped_reason: str | None = None) -> None:
+        """Flush, stamp the run finished (``completed`` or ``stopped``) and release the lock."""
+        if self.finished:
+            return
+        status = "stopped" if stopped_reason else "completed"
+        try:
+            with self._journal._transaction() as conn:
+                self._write_buffer(conn)
+                conn.execute(
+                    "UPDATE runs SET finished_at = ?, status = ?, stopped_reason = ? WHERE campaign_id = ?",
+                    (time.time(), status, stopped_reason, self.campaign_id),
+                )
+        finally:
+            self._release()
+
+    def abandon(self) -> None:
+        """Flush and release the lock without marking the run finished (it shows as abandoned)."""
+        if self.finished:
+            return
+        try:
+            self.flush()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self.finished = True
+        self._lock.release()
+        with contextlib.suppress(ValueError):
+            self._journal._open_runs.remove(self)

@@ -1,0 +1,514 @@
+"""The concurrent send engine: in-flight bound, rate, retries, stopping. Provider-independent.
+
+Shape: one *reader* pulls :class:`WorkItem` values lazily from the audience pipeline and
+appends each to its provider's *lane*; every lane has ``concurrency`` long-lived worker
+coroutines that take items, make one attempt each and either finish the item (one
+:class:`~pushctl.outcome.Result` through ``on_result``) or park it for a retry. No task is
+created per item; a task is created per *retry* only.
+
+Memory stays flat: the reader stops pulling while ``read_ahead + sum(concurrency)`` items
+are admitted and unfinished (buffered, in flight or waiting for a retry). Lanes are
+independent, so a slow FCM does not hold APNs up -- until FCM's backlog fills that bound,
+because the audience is one ordered stream and reading past it without limit would make
+memory grow with the audience.
+
+Unfinished items: after :meth:`Sender.stop`, :meth:`Sender.abort` or a credential failure,
+items that were pulled but have no final answer (buffered, waiting for a retry, or
+cancelled mid-request by ``abort``) get **no** result. The journal keeps them in flight and
+a resume sends them again; the collapse id makes a duplicate invisible on the device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pushctl.errors import AuthRefused, ConfigError, PayloadError, ProviderUnavailable
+from pushctl.model import Device
+from pushctl.outcome import Outcome, Result
+from pushctl.providers.base import Attempt, AttemptKind, Provider
+from pushctl.retry import Clock, Sleep, TokenBucket, retry_delay
+
+__all__ = ["Event", "SendOptions", "Sender", "WorkItem", "prepare_item"]
+
+_OUTCOME = {
+    AttemptKind.DELIVERED: Outcome.DELIVERED,
+    AttemptKind.INVALID_TOKEN: Outcome.INVALID_TOKEN,
+    AttemptKind.REJECTED: Outcome.REJECTED,
+    AttemptKind.AUTH_FAILED: Outcome.AUTH_FAILED,
+}
+
+
+@dataclass
+class SendOptions:
+    """How hard and how patiently to send."""
+
+    concurrency: Mapping[str, int] = field(default_factory=dict)
+    """Requests in flight per provider; a missing provider uses its ``default_concurrency``."""
+    rate: float | None = None
+    """Total requests per second across providers (retries included); None or 0 = unlimited."""
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 300.0
+    env_check_window: int = 20
+    """After the first N APNs answers, ≥ 50% ``BadDeviceToken`` warns of a sandbox/production
+    mix-up. Runs with fewer APNs answers are not judged (small tests are often all bad). 0 = off."""
+    read_ahead: int = 1024
+    """Items buffered beyond the in-flight ones; bounds memory and how far one provider can
+    run ahead of a stalled one."""
+
+    def __post_init__(self) -> None:
+        for name, value in self.concurrency.items():
+            if value < 1:
+                raise ConfigError(f"concurrency for {name} must be at least 1", field="concurrency")
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts must be at least 1", field="max_attempts")
+        if self.rate is not None and self.rate < 0:
+            raise ConfigError("rate must not be negative", field="rate")
+        if self.read_ahead < 0 or self.backoff_base < 0 or self.backoff_max < 0:
+            raise ConfigError("read_ahead and backoff values must not be negative")
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """One device, with the request its provider prepared for it."""
+
+    device: Device
+    provider: str
+    request: Any
+    variant: str = ""
+
+
+@dataclass(slots=True)
+class Event:
+    """Something the user should hear about during a run: ``warning``, ``auth_stop``, ``info``."""
+
+    kind: str
+    message: str
+
+
+def prepare_item(
+    provider: Provider, device: Device, notification: Any, *, collapse_id: str | None = None,
+    variant: str = "",
+) -> WorkItem | Result:
+    """Build the item for one device, or its REJECTED result when the payload breaks a rule.
+
+    A PayloadError is a per-device outcome (the run goes on), not a run-wide error.
+    """
+    try:
+        request = provider.prepare(device, notification, collapse_id=collapse_id)
+    except PayloadError as exc:
+        return Result(
+            token=device.token,
+            platform=device.platform,
+            outcome=Outcome.REJECTED,
+            reason=exc.message,
+            variant=variant,
+            line=device.line,
+        )
+    return WorkItem(device, provider.name, request, variant)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # stop() called with no loop running (before run())
+        return None
+
+
+class _Retry:
+    """An item between attempts (only retried items get one of these)."""
+
+    __slots__ = ("attempts", "item", "started")
+
+    def __init__(self, item: WorkItem, attempts: int, started: float) -> None:
+        self.item = item
+        self.attempts = attempts
+        self.started = started
+
+
+class _Lane:
+    """One provider's share of the engine: its buffer, retries, idle workers and gate."""
+
+    __slots__ = ("concurrency", "env_check", "idle", "name", "paused_until", "pending", "provider", "retry",
+                 "waiting_retry")
+
+    def __init__(self, name: str, provider: Provider, concurrency: int, env_check: bool) -> None:
+        self.name = name
+        self.provider = provider
+        self.concurrency = concurrency
+        self.pending: deque[WorkItem] = deque()
+        self.retry: deque[_Retry] = deque()
+        self.idle: deque[asyncio.Future[None]] = deque()
+        self.waiting_retry = 0
+        self.paused_until = 0.0
+        self.env_check = env_check
+
+    def wake_one(self) -> None:
+        while self.idle:
+            fut = self.idle.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def wake_all(self) -> None:
+        while self.idle:
+            fut = self.idle.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+
+class Sender:
+    """Sends work items through their providers; one result per finished item.
+
+    ``counts`` (per outcome value), ``in_flight``, ``sent`` (results so far), ``retries``,
+    ``pulled`` (items taken from the source) and ``stopped_reason`` (``"interrupted"``,
+    ``"auth_failed"`` or None) are live, for the progress bar. ``sleep``, ``clock`` and ``rng``
+    are injectable so tests run in virtual time.
+    """
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        options: SendOptions,
+        *,
+        on_result: Callable[[Result], None],
+        on_event: Callable[[Event], None] | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._options = options
+        self._on_result = on_result
+        self._on_event = on_event
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._lanes = {
+            name: _Lane(name, p, options.concurrency.get(name, p.default_concurrency),
+                        env_check=name == "apns" and options.env_check_window > 0)
+            for name, p in providers.items()
+        }
+        for lane in self._lanes.values():
+            if lane.concurrency < 1:
+                raise ConfigError(f"concurrency for {lane.name} must be at least 1", field="concurrency")
+        self._bucket = TokenBucket(options.rate, clock=clock, sleep=sleep) if options.rate else None
+        self._limit = options.read_ahead + sum(lane.concurrency for lane in self._lanes.values())
+        # Hysteresis: wake the reader once a chunk has drained, not for every finished item.
+        self._resume_at = self._limit - max(1, options.read_ahead // 2)
+        self._admitted = 0
+        self._reader_waiter: asyncio.Future[None] | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._reader_done = False
+        self._stopping = False
+        self._aborting = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._retry_tasks: set[asyncio.Task[None]] = set()
+        self._waiting_workers: set[asyncio.Task[Any]] = set()
+        self._source_error: BaseException | None = None
+        self._env_answers = 0
+        self._env_bad = 0
+        self._ran = False
+
+        self.counts: Counter[str] = Counter()
+        self.in_flight = 0
+        self.sent = 0
+        self.retries = 0
+        self.pulled = 0
+        self.stopped_reason: str | None = None
+
+    # --- control -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Graceful stop (first Ctrl-C): take no new items; requests in flight finish their
+        current attempt. Items buffered or waiting for a retry end without a result."""
+        if self.stopped_reason is None:
+            self.stopped_reason = "interrupted"
+        self._begin_stop()
+
+    def abort(self) -> None:
+        """Hard stop (second Ctrl-C): cancel in-flight requests now; they get no result."""
+        if self.stopped_reason is None:
+            self.stopped_reason = "interrupted"
+        self._aborting = True
+        self._begin_stop()
+        for task in self._tasks:
+            task.cancel()
+
+    def _begin_stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        current = _current_task()
+        if self._reader_task is not None and self._reader_task is not current:
+            self._reader_task.cancel()
+        for task in list(self._retry_tasks):
+            task.cancel()
+        for task in list(self._waiting_workers):
+            if task is not current:
+                task.cancel()
+        for lane in self._lanes.values():
+            self._admitted -= len(lane.pending) + len(lane.retry)
+            lane.pending.clear()
+            lane.retry.clear()
+            lane.wake_all()
+
+    # --- running -----------------------------------------------------------------------
+
+    async def run(self, items: AsyncIterable[WorkItem] | Iterable[WorkItem]) -> None:
+        """Send every item; return when all are finished or the run was stopped.
+
+        Re-raises an error from the item source (after in-flight requests finish) and any
+        unexpected error from a provider or ``on_result`` (after cancelling the rest).
+        """
+        if self._ran:
+            raise RuntimeError("a Sender runs once")
+        self._ran = True
+        self._reader_task = asyncio.create_task(self._read(items))
+        self._tasks = [self._reader_task]
+        for lane in self._lanes.values():
+            self._tasks.extend(asyncio.create_task(self._work(lane)) for _ in range(lane.concurrency))
+        fatal: BaseException | None = None
+        pending = set(self._tasks)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if fatal is None and not task.cancelled() and task.exception() is not None:
+                        fatal = task.exception()
+                        self._aborting = True
+                        self._begin_stop()
+                        for other in pending:
+                            other.cancel()
+        except asyncio.CancelledError:
+            self.abort()
+            await asyncio.wait(self._tasks)
+            raise
+        finally:
+            for task in list(self._retry_tasks):
+                task.cancel()
+            if self._retry_tasks:
+                await asyncio.wait(self._retry_tasks)
+        if fatal is not None:
+            raise fatal
+        if self._source_error is not None:
+            raise self._source_error
+
+    async def _read(self, items: AsyncIterable[WorkItem] | Iterable[WorkItem]) -> None:
+        try:
+            if isinstance(items, AsyncIterable):
+                async for item in items:
+                    if self._stopping:
+                        return
+                    self._dispatch(item)
+                    if self._admitted >= self._limit:
+                        await self._wait_for_room()
+            else:
+                for item in items:
+                    if self._stopping:
+                        return
+                    self._dispatch(item)
+                    if self._admitted >= self._limit:
+                        await self._wait_for_room()
+        except asyncio.CancelledError:
+            if self._aborting or not self._stopping:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        except Exception as exc:  # a bad source row: finish what is in flight, then report it
+            self._source_error = exc
+            self._begin_stop()
+        finally:
+            self._reader_done = True
+            for lane in self._lanes.values():
+                lane.wake_all()
+
+    def _dispatch(self, item: WorkItem) -> None:
+        self.pulled += 1
+        lane = self._lanes.get(item.provider)
+        if lane is None:
+            self._emit_result(item, Outcome.REJECTED, f"no provider configured for '{item.provider}'",
+                              None, "", 0, 0.0)
+            return
+        self._admitted += 1
+        lane.pending.append(item)
+        if lane.idle:
+            lane.wake_one()
+
+    async def _wait_for_room(self) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reader_waiter = fut
+        try:
+            await fut
+        finally:
+            self._reader_waiter = None
+
+    def _release(self) -> None:
+        """One admitted item is done (finished or dropped)."""
+        self._admitted -= 1
+        waiter = self._reader_waiter
+        if waiter is not None and self._admitted <= self._resume_at and not waiter.done():
+            waiter.set_result(None)
+
+    async def _pause(self, wait: float) -> bool:
+        """Sleep outside a request; False when stop() cut it short (the worker should leave)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting_workers.add(task)
+        try:
+            await self._sleep(wait)
+        except asyncio.CancelledError:
+            if self._aborting or not self._stopping:
+                raise
+            task.uncancel()
+            return False
+        finally:
+            self._waiting_workers.discard(task)
+        return not self._stopping
+
+    async def _work(self, lane: _Lane) -> None:
+        send = lane.provider.send
+        clock = self._clock
+        bucket = self._bucket
+        max_attempts = self._options.max_attempts
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._stopping:
+                return
+            if lane.paused_until:
+                wait = lane.paused_until - clock()
+                if wait > 0:
+                    if not await self._pause(wait):
+                        return
+                    continue
+                lane.paused_until = 0.0
+            if lane.retry:
+                job = lane.retry.popleft()
+                item, attempts, started = job.item, job.attempts, job.started
+            elif lane.pending:
+                item, attempts, started = lane.pending.popleft(), 0, -1.0
+            elif self._reader_done and not lane.waiting_retry:
+                lane.wake_all()  # the lane is drained: let the other idle workers leave too
+                return
+            else:
+                fut: asyncio.Future[None] = loop.create_future()
+                lane.idle.append(fut)
+                await fut
+                continue
+
+            if bucket is not None:
+                wait = bucket.reserve()
+                if wait > 0.001 and not await self._pause(wait):
+                    self._release()
+                    return
+            now = clock()
+            if started < 0:
+                started = now
+            attempts += 1
+            self.in_flight += 1
+            try:
+                attempt = await send(item.request)
+            except AuthRefused as exc:
+                attempt = Attempt(AttemptKind.AUTH_FAILED, None, exc.message)
+            except (ProviderUnavailable, OSError) as exc:  # adapters should not raise these; be safe
+                attempt = Attempt(AttemptKind.RETRYABLE, None, type(exc).__name__)
+            finally:
+                self.in_flight -= 1
+            if lane.env_check and attempt.status is not None:
+                self._check_environment(lane, attempt)
+
+            kind = attempt.kind
+            if kind is AttemptKind.RETRYABLE:
+                delay = -1.0
+                if attempt.provider_wide:
+                    delay = self._delay(attempts, attempt.retry_after)
+                    self._close_gate(lane, delay, attempt.reason)
+                if attempts < max_attempts:
+                    if self._stopping:  # a stopped run does not start new attempts
+                        self._release()
+                        continue
+                    if delay < 0:
+                        delay = self._delay(attempts, attempt.retry_after)
+                    self._schedule_retry(lane, _Retry(item, attempts, started), delay)
+                    continue
+                outcome = Outcome.FAILED
+            else:
+                outcome = _OUTCOME[kind]
+            self._release()
+            self._emit_result(item, outcome, attempt.reason, attempt.status, attempt.provider_id,
+                              attempts, (clock() - started) * 1000.0)
+            if kind is AttemptKind.AUTH_FAILED:
+                self._auth_stop(lane, attempt)
+
+    def _emit_result(self, item: WorkItem, outcome: Outcome, reason: str, status: int | None,
+                     provider_id: str, attempts: int, latency_ms: float) -> None:
+        device = item.device
+        self.sent += 1
+        self.counts[outcome.value] += 1
+        self._on_result(Result(device.token, device.platform, outcome, reason, status, attempts,
+                               latency_ms, provider_id, item.variant, device.line))
+
+    # --- retries, gate, auth, environment ------------------------------------------------
+
+    def _delay(self, attempts: int, retry_after: float | None) -> float:
+        o = self._options
+        return retry_delay(attempts, retry_after, base=o.backoff_base, cap=o.backoff_max,
+                           retry_after_max=o.retry_after_max, rng=self._rng)
+
+    def _schedule_retry(self, lane: _Lane, job: _Retry, delay: float) -> None:
+        self.retries += 1
+        lane.waiting_retry += 1
+        task = asyncio.create_task(self._retry_later(lane, job, delay))
+        self._retry_tasks.add(task)
+        task.add_done_callback(self._retry_tasks.discard)
+
+    async def _retry_later(self, lane: _Lane, job: _Retry, delay: float) -> None:
+        try:
+            await self._sleep(delay)
+        except asyncio.CancelledError:
+            lane.waiting_retry -= 1
+            self._release()  # stopped: the item stays unfinished (no result)
+            raise
+        lane.waiting_retry -= 1
+        if self._stopping:
+            self._release()
+            return
+        lane.retry.append(job)
+        lane.wake_one()
+
+    def _close_gate(self, lane: _Lane, delay: float, reason: str) -> None:
+        until = self._clock() + delay
+        if until > lane.paused_until:
+            lane.paused_until = until
+            self._event("info", f"{lane.name}: {reason}: pausing all sends to {lane.name} for {delay:.1f}s")
+
+    def _auth_stop(self, lane: _Lane, attempt: Attempt) -> None:
+        if self.stopped_reason is not None:
+            return
+        self.stopped_reason = "auth_failed"
+        self._event("auth_stop", f"{lane.name} refused the credentials ({attempt.reason}); "
+                                 "stopping the campaign: no further devices will be sent")
+        self._begin_stop()
+
+    def _check_environment(self, lane: _Lane, attempt: Attempt) -> None:
+        self._env_answers += 1
+        if attempt.reason == "BadDeviceToken":
+            self._env_bad += 1
+        window = self._options.env_check_window
+        if self._env_answers < window:
+            return
+        lane.env_check = False
+        if self._env_bad * 2 >= window:
+            self._event("warning", f"{self._env_bad} of the first {window} APNs answers were BadDeviceToken: "
+                                   "sandbox/production mix-up? (check the profile's apns.environment)")
+
+    def _event(self, kind: str, message: str) -> None:
+        if self._on_event is not None:
+            self._on_event(Event(kind, message))

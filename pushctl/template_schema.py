@@ -1,0 +1,349 @@
+"""Template YAML: safe parsing with line numbers, and the schema checks.
+
+Nothing here renders anything; :mod:`pushctl.template` compiles and renders what
+:func:`parse` and :func:`validate` accepted. Every error is a :class:`TemplateError`
+naming the template file, the line and the field (``locales.fr.title``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from pushctl.errors import TemplateError
+
+PUSH_TYPES = (
+    "alert", "background", "location", "voip", "complication",
+    "fileprovider", "mdm", "liveactivity", "pushtotalk", "widgets",
+)  # fmt: skip
+INTERRUPTION_LEVELS = ("passive", "active", "time-sensitive", "critical")
+MEDIA_TYPES = ("image", "audio", "video")
+PRIORITIES = ("high", "normal")
+MAX_TTL = 30 * 86400  # APNs stores a notification for at most 30 days
+MAX_COLLAPSE_ID_BYTES = 64
+
+# Keys that locales and variants may override (the per-device content of a notification).
+OVERRIDE_KEYS = frozenset(
+    {"title", "subtitle", "body", "media", "sound", "badge", "data", "category",
+     "thread_id", "collapse_id", "relevance_score", "apns", "fcm"}
+)  # fmt: skip
+TOP_KEYS = OVERRIDE_KEYS | {
+    "priority", "ttl", "push_type", "content_available", "interruption_level",
+    "quiet_hours", "defaults", "locales", "variants",
+}  # fmt: skip
+VARIANT_KEYS = OVERRIDE_KEYS | {"weight", "locales"}
+ALERT_KEYS = ("title", "subtitle", "body")
+
+# FCM refuses these data keys; "aps" and "media" would collide with pushctl's own APNs keys,
+# "pushctl_variant" is added by pushctl for A/B tests.
+RESERVED_DATA_KEYS = frozenset({"from", "message_type", "aps", "media", "pushctl_variant"})
+RESERVED_DATA_PREFIXES = ("google.", "gcm.notification.")
+
+_TTL_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+PathT = tuple[str | int, ...]
+
+
+def is_reserved_data_key(key: str) -> bool:
+    """True for data keys FCM (or pushctl itself) reserves."""
+    return key in RESERVED_DATA_KEYS or key.startswith(RESERVED_DATA_PREFIXES)
+
+
+def dotted(path: PathT) -> str:
+    """``("locales", "fr", "title")`` -> ``locales.fr.title``."""
+    return ".".join(str(p) for p in path)
+
+
+class Source:
+    """A parsed template: its plain data plus the YAML node tree, for line numbers."""
+
+    def __init__(self, path: Path, data: dict[str, Any], root: Node) -> None:
+        self.path = path
+        self.data = data
+        self.root = root
+
+    def line(self, path: PathT, *, key: bool = False) -> int | None:
+        """1-based line of the value at ``path`` (of its key with ``key=True``)."""
+        node: Node = self.root
+        key_node: Node | None = None
+        for part in path:
+            if isinstance(node, MappingNode):
+                for k, v in node.value:
+                    if isinstance(k, ScalarNode) and k.value == str(part):
+                        key_node, node = k, v
+                        break
+                else:
+                    break
+            elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+                key_node, node = None, node.value[part]
+            else:
+                break
+        chosen = key_node if key and key_node is not None else node
+        return chosen.start_mark.line + 1
+
+    def error(
+        self, message: str, path: PathT, *, hint: str | None = None, key: bool = False
+    ) -> TemplateError:
+        """A TemplateError located at ``path`` in this template."""
+        return TemplateError(
+            message, file=self.path, line=self.line(path, key=key), field=dotted(path) or None, hint=hint
+        )
+
+
+def parse(path: Path, raw: bytes) -> Source:
+    """Parse template bytes with safe-load semantics; errors carry file:line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"not UTF-8 text (byte {exc.start})", file=path) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "cannot parse"
+        raise TemplateError(
+            f"invalid YAML: {problem}", file=path, line=mark.line + 1 if mark else None
+        ) from None
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"invalid YAML: {exc}", file=path) from None
+    finally:
+        loader.dispose()
+    if root is None or data is None:
+        raise TemplateError("template is empty", file=path, hint="add at least a title or body")
+    if not isinstance(data, dict):
+        raise TemplateError("a template must be a mapping of keys (title: ..., body: ...)", file=path, line=1)
+    _check_duplicates(path, root)
+    return Source(path, data, root)
+
+
+def _check_duplicates(path: Path, node: Node) -> None:
+    # safe_load keeps the last of two equal keys silently; a typo'd copy would go unnoticed.
+    if isinstance(node, MappingNode):
+        seen: set[str] = set()
+        for k, v in node.value:
+            if isinstance(k, ScalarNode):
+                if k.value in seen:
+                    raise TemplateError(f"duplicate key '{k.value}'", file=path, line=k.start_mark.line + 1)
+                seen.add(k.value)
+            _check_duplicates(path, v)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            _check_duplicates(path, item)
+
+
+def parse_ttl(src: Source, value: Any, path: PathT) -> int:
+    """Seconds from an int or ``90``/``30m``/``2h``/``1d``."""
+    seconds: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (m := _TTL_RE.match(value)):
+        seconds = int(m.group(1)) * _TTL_UNITS[m.group(2)]
+    if seconds is None or seconds < 0:
+        raise src.error(f"ttl must be seconds or like 30m, 2h, 1d; got {value!r}", path)
+    if seconds > MAX_TTL:
+        raise src.error(f"ttl of {seconds} s is over the 30-day maximum", path)
+    return seconds
+
+
+# -- field checks --------------------------------------------------------------
+
+Check = Callable[[Source, Any, PathT], None]
+
+
+def _string(src: Source, value: Any, path: PathT) -> None:
+    if not isinstance(value, str):
+        raise src.error(f"must be a string, got {type(value).__name__}", path, hint="quote the value")
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(src: Source, value: Any, path: PathT) -> None:
+        if value not in choices:
+            raise src.error(f"must be one of {', '.join(choices)}; got {value!r}", path)
+
+    return check
+
+
+def _boolean(src: Source, value: Any, path: PathT) -> None:
+    if not isinstance(value, bool):
+        raise src.error(f"must be true or false, got {value!r}", path)
+
+
+def _unit_number(src: Source, value: Any, path: PathT) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise src.error(f"must be a number from 0 to 1, got {value!r}", path)
+
+
+def _mapping(src: Source, value: Any, path: PathT) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise src.error(f"must be a mapping, got {type(value).__name__}", path)
+    for key in value:
+        if not isinstance(key, str):
+            raise src.error(
+                f"keys must be strings, got {key!r}", (*path, key), key=True, hint="quote the key"
+            )
+    return value
+
+
+def _known_keys(src: Source, value: dict[str, Any], path: PathT, allowed: frozenset[str]) -> None:
+    for key in value:
+        if key not in allowed:
+            raise src.error(
+                f"unknown key '{key}'", (*path, key), key=True, hint=f"allowed: {', '.join(sorted(allowed))}"
+            )
+
+
+def _media(src: Source, value: Any, path: PathT) -> None:
+    media = _mapping(src, value, path)
+    _known_keys(src, media, path, frozenset({"url", "type"}))
+    if "url" not in media:
+        raise src.error("media needs a url", path)
+    _string(src, media["url"], (*path, "url"))
+    if "type" in media:
+        _one_of(MEDIA_TYPES)(src, media["type"], (*path, "type"))
+
+
+def _sound(src: Source, value: Any, path: PathT) -> None:
+    if isinstance(value, str):
+        return
+    sound = _mapping(src, value, path)
+    _known_keys(src, sound, path, frozenset({"name", "critical", "volume"}))
+    if "name" not in sound:
+        raise src.error("sound needs a name", path)
+    _string(src, sound["name"], (*path, "name"))
+    if "critical" in sound:
+        _boolean(src, sound["critical"], (*path, "critical"))
+    if "volume" in sound:
+        _unit_number(src, sound["volume"], (*path, "volume"))
+
+
+def _badge(src: Source, value: Any, path: PathT) -> None:
+    if isinstance(value, str):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise src.error(f"must be a whole number >= 0 (or a template), got {value!r}", path)
+
+
+def _data(src: Source, value: Any, path: PathT) -> None:
+    for key, item in _mapping(src, value, path).items():
+        if is_reserved_data_key(key):
+            raise src.error(f"data key '{key}' is reserved", (*path, key), key=True, hint="rename the key")
+        if not isinstance(item, str):
+            raise src.error(
+                f"data values must be strings, got {type(item).__name__}",
+                (*path, key),
+                hint="quote the value",
+            )
+
+
+def _collapse_id(src: Source, value: Any, path: PathT) -> None:
+    _string(src, value, path)
+    if "{" not in value and len(value.encode()) > MAX_COLLAPSE_ID_BYTES:
+        raise src.error(f"is {len(value.encode())} bytes; APNs allows at most {MAX_COLLAPSE_ID_BYTES}", path)
+
+
+def _ttl(src: Source, value: Any, path: PathT) -> None:
+    parse_ttl(src, value, path)
+
+
+def _defaults(src: Source, value: Any, path: PathT) -> None:
+    for key, item in _mapping(src, value, path).items():
+        if item is None or isinstance(item, dict | list):
+            raise src.error("default values must be plain values", (*path, key))
+
+
+def _apns(src: Source, value: Any, path: PathT) -> None:
+    block = _mapping(src, value, path)
+    _known_keys(src, block, path, frozenset({"headers", "payload"}))
+    if "headers" in block:
+        for name, item in _mapping(src, block["headers"], (*path, "headers")).items():
+            if isinstance(item, bool) or not isinstance(item, str | int):
+                raise src.error("header values must be strings or numbers", (*path, "headers", name))
+    if "payload" in block:
+        _mapping(src, block["payload"], (*path, "payload"))
+
+
+def _fcm(src: Source, value: Any, path: PathT) -> None:
+    block = _mapping(src, value, path)
+    for target in ("token", "topic", "condition"):
+        if target in block:
+            raise src.error(
+                f"'{target}' cannot be set here: pushctl sets the target per device",
+                (*path, target),
+                key=True,
+            )
+    if "data" in block:
+        _data(src, block["data"], (*path, "data"))
+
+
+def _quiet_hours(src: Source, value: Any, path: PathT) -> None:
+    if value != "ignore":
+        raise src.error(f"the only allowed value is 'ignore', got {value!r}", path)
+
+
+def _locales(src: Source, value: Any, path: PathT) -> None:
+    for name, block in _mapping(src, value, path).items():
+        _block(src, _mapping(src, block, (*path, name)), (*path, name), OVERRIDE_KEYS)
+
+
+def _variants(src: Source, value: Any, path: PathT) -> None:
+    variants = _mapping(src, value, path)
+    if not variants:
+        raise src.error("needs at least one variant", path)
+    total = 0
+    for name, block in variants.items():
+        vpath = (*path, name)
+        block = _mapping(src, block, vpath)
+        _block(src, block, vpath, VARIANT_KEYS)
+        weight = block.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+            raise src.error(f"weight must be a whole number >= 0, got {weight!r}", (*vpath, "weight"))
+        total += weight
+    if total == 0:
+        raise src.error("variant weights add up to 0", path)
+
+
+CHECKS: dict[str, Check] = {
+    "title": _string, "subtitle": _string, "body": _string, "category": _string, "thread_id": _string,
+    "collapse_id": _collapse_id, "media": _media, "sound": _sound, "badge": _badge, "data": _data,
+    "relevance_score": _unit_number, "apns": _apns, "fcm": _fcm, "priority": _one_of(PRIORITIES),
+    "ttl": _ttl, "push_type": _one_of(PUSH_TYPES), "content_available": _boolean,
+    "interruption_level": _one_of(INTERRUPTION_LEVELS), "quiet_hours": _quiet_hours,
+    "defaults": _defaults, "locales": _locales, "variants": _variants,
+    "weight": lambda src, value, path: None,  # checked with the other variants
+}  # fmt: skip
+
+
+def _block(src: Source, block: dict[str, Any], path: PathT, allowed: frozenset[str]) -> None:
+    _known_keys(src, block, path, allowed)
+    for key, value in block.items():
+        CHECKS[key](src, value, (*path, key))
+
+
+def validate(src: Source) -> None:
+    """Check every key and value of a parsed template, and the rules between keys."""
+    data = src.data
+    _known_keys(src, data, (), TOP_KEYS)
+    _block(src, data, (), TOP_KEYS)
+    if "quiet_hours" in data and data.get("interruption_level") not in ("time-sensitive", "critical"):
+        raise src.error(
+            "quiet_hours: ignore needs interruption_level time-sensitive or critical",
+            ("quiet_hours",),
+            hint="set interruption_level: time-sensitive, or remove quiet_hours",
+        )
+    if data.get("push_type") == "background":
+        for key in ALERT_KEYS:
+            if key in data:
+                raise src.error(
+                    "a background push cannot show an alert",
+                    (key,),
+                    key=True,
+                    hint="remove it, or use push_type: alert",
+                )

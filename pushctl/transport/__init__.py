@@ -1,0 +1,23 @@
+"""HTTP/2 transport: the only network I/O of the providers goes through :class:`H2Pool`.
+
+::
+
+    H2Pool(url, ssl_context=make_ssl_context(...)).request(...) -> H2Response
+    ConnectError(ProviderUnavailable)  could not connect / TLS failed (nothing was sent)
+    ConnectionLost                     request possibly processed; the caller may retry
+    └── RequestTimeout                 no response in time (also a TimeoutError); stream reset
+"""
+
+from pushctl.transport.h2conn import ConnectError, ConnectionLost, H2Response, RequestTimeout
+from pushctl.transport.h2pool import H2Pool, PoolStats
+from pushctl.transport.tls import make_ssl_context
+
+__all__ = [
+    "ConnectError",
+    "ConnectionLost",
+    "H2Pool",
+    "H2Response",
+    "PoolStats",
+    "RequestTimeout",
+    "make_ssl_context",
+]
