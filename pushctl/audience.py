@@ -246,8 +246,11 @@ class AudienceReader:
         if not token:
             self._bad(BadRow(self.source, line, "token", "empty token", "", raw_platform))
             return None
-        platform: Platform | None
-        if raw_platform.strip():
+        # Fast path: the exact lowercase spelling needs no strip/lower.
+        platform = _PLATFORMS.get(raw_platform)
+        if platform is not None:
+            pass
+        elif raw_platform.strip():
             platform = parse_platform(raw_platform)
             if platform is None:
                 message = f"unknown platform {raw_platform.strip()!r} (use ios, android or web)"

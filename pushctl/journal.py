@@ -345,7 +345,11 @@ class Run:
             conn.executemany(_MARK_SQL, rows)
 
     def record(self, result: Result) -> None:
-        """Buffer one device's result; written when 500 are buffered or 0.2 s have passed."""
+        """Buffer one device's result; written when 500 are buffered or 0.2 s have passed.
+
+        The age check runs on each call (and ``mark_inflight`` writes the buffer too); a caller
+        whose results can pause for long may also call :meth:`flush` from a timer.
+        """
         now = time.time()
         state = DeviceState.DEFERRED if result.outcome is Outcome.DEFERRED else DeviceState.SETTLED
         sent_at = now - result.latency_ms / 1000 if result.attempts else None

@@ -50,9 +50,7 @@ def parse_at(text: str, *, field: str = "--at") -> datetime:
             f"not an ISO 8601 date and time: {text!r}", field=field, hint="e.g. 2026-12-01T09:00+08:00"
         ) from None
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError(
-            f"{text!r} has no UTC offset", field=field, hint="add a UTC offset like +08:00 or Z"
-        )
+        raise InputError(f"{text!r} has no UTC offset", field=field, hint="add a UTC offset like +08:00 or Z")
     return value
 
 
@@ -127,7 +125,7 @@ class QuietHours:
 
     def contains(self, local: datetime) -> bool:
         """Whether the wall-clock time of ``local`` falls inside the window."""
-        t = local.timetz().replace(tzinfo=None)
+        t = local.time()
         if self.start < self.end:
             return self.start <= t < self.end
         return t >= self.start or t < self.end
@@ -195,6 +193,15 @@ class LocalTimeSlot:
         """Parse ``HH:MM`` for ``--local-time``."""
         return cls(parse_clock(text, field="--local-time"), window)
 
+    def blocked_by(self, quiet: QuietHours) -> bool:
+        """Whether the whole slot lies inside ``quiet``, so no device would ever be sent: warn or refuse.
+
+        (When only part of it does, devices are sent when quiet hours end, if still in the slot.)
+        """
+        start = datetime.combine(datetime(2000, 1, 1), self.at)
+        minutes = max(1, int(self.window.total_seconds() // 60))
+        return all(quiet.contains(start + timedelta(minutes=m)) for m in range(minutes))
+
     def not_before(self, local: datetime) -> datetime | None:
         """``None`` if the device is due at ``local`` (an aware local time), else its next slot in UTC."""
         now = local.astimezone(UTC)
@@ -237,6 +244,9 @@ def decide(
     2. ``quiet_hours`` (unless ``ignore_quiet_hours``, for time-sensitive templates): local time
        inside the window → ``defer`` / ``quiet_hours``, ``not_before`` = the window's end in UTC.
     3. otherwise ``send``.
+
+    A slot inside quiet hours is deferred to the end of quiet hours; see
+    :meth:`LocalTimeSlot.blocked_by` to catch a slot that quiet hours cover completely.
 
     Time zone: the row's ``timezone`` column, else ``default_zone``; an unknown zone name is
     treated like a missing one (so it also falls back to ``default_zone``; report bad names with

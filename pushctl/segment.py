@@ -117,8 +117,12 @@ _COERCE: dict[LitKind, Callable[[str], object]] = {
 }
 
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne,
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _STRING_OPS: dict[str, Callable[[str, str], bool]] = {
@@ -492,7 +496,7 @@ class _Parser:
             self.next()
             arg = self.next()
             if arg.kind != "str":
-                raise self.fail(f"date() takes a string like \"2026-01-31\"{arg.found()}", arg)
+                raise self.fail(f'date() takes a string like "2026-01-31"{arg.found()}', arg)
             day = _parse_date_literal(str(arg.value), self.expr, arg.pos)
             self.expect(")", "after the date")
             return _Lit("date", day, day.isoformat())

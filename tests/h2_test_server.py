@@ -41,7 +41,9 @@ class Pki:
     key: Path
 
 
-def make_test_pki(directory: Path, *, name: str = "test", hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Pki:
+def make_test_pki(
+    directory: Path, *, name: str = "test", hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> Pki:
     """A throwaway CA and a server certificate for ``hosts`` signed by it (PEM files)."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
@@ -127,7 +129,7 @@ class _ServerConn(asyncio.Protocol):
         for ev in events:
             if isinstance(ev, h2.events.RequestReceived):
                 assert ev.stream_id is not None and ev.headers is not None
-                self.requests[ev.stream_id] = (dict(ev.headers), bytearray())  # type: ignore[arg-type]
+                self.requests[ev.stream_id] = (dict(ev.headers), bytearray())
                 self.peak_streams = max(self.peak_streams, len(self.requests))
                 self.server.peak_streams = max(self.server.peak_streams, len(self.requests))
             elif isinstance(ev, h2.events.DataReceived):
@@ -218,6 +220,7 @@ class _ServerConn(asyncio.Protocol):
         if self.last_stream_id is None or self.transport is None:
             return
         if not any(s <= self.last_stream_id for s in self.requests):
+            self.flush()
             self.transport.close()
 
 
@@ -244,7 +247,9 @@ class H2TestServer:
 
     async def __aenter__(self) -> H2TestServer:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _ServerConn(self), "127.0.0.1", self.port, ssl=self.ssl)
+        self._server = await loop.create_server(
+            lambda: _ServerConn(self), "127.0.0.1", self.port, ssl=self.ssl
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -267,7 +272,8 @@ class H2TestServer:
         lasts = []
         for conn in list(self.conns):
             waiting = sorted(conn.pending)
-            last = max(conn.answered_max, waiting[len(waiting) // 2] if waiting else max(conn.requests, default=0))
+            middle = waiting[len(waiting) // 2] if waiting else max(conn.requests, default=0)
+            last = max(conn.answered_max, middle)
             conn.goaway(last, reason)
             lasts.append(last)
         return lasts

@@ -38,7 +38,9 @@ def main() -> None:
         sys.stdout.write(f"{work(audience, template)}\n")
         return
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, __file__, "work", audience, template], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "work", audience, template], capture_output=True, text=True
+    )
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)

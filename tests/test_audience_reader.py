@@ -128,7 +128,8 @@ def test_jsonl_bad_rows(tmp_path: Path) -> None:
     reader = AudienceReader(path, on_bad_row="skip")
     devices = list(reader)
     assert len(devices) == 1 and devices[0].attrs == {"n": "1.5", "vip": "true"}
-    assert [(b.line, b.field) for b in reader.stats.bad_samples] == [(2, ""), (3, ""), (4, "token"), (5, "prefs")]
+    where = [(b.line, b.field) for b in reader.stats.bad_samples]
+    assert where == [(2, ""), (3, ""), (4, "token"), (5, "prefs")]
     assert "nested" in reader.stats.bad_samples[3].message
 
 

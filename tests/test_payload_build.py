@@ -28,7 +28,9 @@ def note(**changes: Any) -> Notification:
 
 
 def test_apns_exact_request() -> None:
-    req = build_apns(note(ttl=3600, collapse_id="welcome"), TOKEN, topic="com.example.pushctl", now=1_700_000_000)
+    req = build_apns(
+        note(ttl=3600, collapse_id="welcome"), TOKEN, topic="com.example.pushctl", now=1_700_000_000
+    )
     assert req.path == f"/3/device/{TOKEN}"
     assert req.headers == [
         ("apns-push-type", "alert"),
@@ -79,7 +81,11 @@ def test_apns_priority_normal_and_interruption_fields() -> None:
 
 @pytest.mark.parametrize(
     ("push_type", "topic"),
-    [("voip", "com.x.voip"), ("complication", "com.x.complication"), ("liveactivity", "com.x.push-type.liveactivity")],
+    [
+        ("voip", "com.x.voip"),
+        ("complication", "com.x.complication"),
+        ("liveactivity", "com.x.push-type.liveactivity"),
+    ],
 )
 def test_apns_topic_suffix(push_type: str, topic: str) -> None:
     req = build_apns(note(push_type=push_type), TOKEN, topic="com.x")
@@ -98,7 +104,10 @@ def test_apns_deep_merge_of_block() -> None:
     n = note(
         apns={
             "headers": {"apns-priority": 5, "apns-id": "123e4567-e89b-12d3-a456-426614174000"},
-            "payload": {"aps": {"alert": {"launch-image": "a.png"}, "target-content-id": "x"}, "extra": {"k": 1}},
+            "payload": {
+                "aps": {"alert": {"launch-image": "a.png"}, "target-content-id": "x"},
+                "extra": {"k": 1},
+            },
         }
     )
     req = build_apns(n, TOKEN, topic="t")
@@ -106,7 +115,11 @@ def test_apns_deep_merge_of_block() -> None:
     assert headers["apns-priority"] == "5" and headers["apns-id"].startswith("123e")
     assert [name for name, _ in req.headers].count("apns-priority") == 1
     payload = json.loads(req.body)
-    assert payload["aps"]["alert"] == {"title": "Welcome, Alice!", "body": "Thanks for joining.", "launch-image": "a.png"}
+    assert payload["aps"]["alert"] == {
+        "title": "Welcome, Alice!",
+        "body": "Thanks for joining.",
+        "launch-image": "a.png",
+    }
     assert payload["aps"]["target-content-id"] == "x" and payload["extra"] == {"k": 1}
     assert n.apns["payload"]["aps"]["alert"] == {"launch-image": "a.png"}  # the template's block is untouched
 
@@ -122,7 +135,9 @@ def test_apns_size_limits() -> None:
     voip = build_apns(replace(over, push_type="voip"), TOKEN, topic="t")
     assert voip.limit == APNS_VOIP_LIMIT
     with pytest.raises(PayloadError, match="5,121 bytes, over the APNs VoIP limit of 5,120"):
-        build_apns(note(push_type="voip", data={"pad": "x" * (APNS_VOIP_LIMIT - overhead + 1)}), TOKEN, topic="t")
+        build_apns(
+            note(push_type="voip", data={"pad": "x" * (APNS_VOIP_LIMIT - overhead + 1)}), TOKEN, topic="t"
+        )
 
 
 def test_fcm_exact_android_message() -> None:
@@ -145,7 +160,9 @@ def test_fcm_exact_android_message() -> None:
 
 
 def test_fcm_validate_only_and_default_collapse_key() -> None:
-    req = build_fcm(note(), FCM_TOKEN, platform=Platform.ANDROID, validate_only=True, default_collapse_key="run")
+    req = build_fcm(
+        note(), FCM_TOKEN, platform=Platform.ANDROID, validate_only=True, default_collapse_key="run"
+    )
     body = json.loads(req.body)
     assert body["validate_only"] is True
     assert body["message"]["android"]["collapse_key"] == "run"
@@ -178,9 +195,15 @@ def test_fcm_background_is_data_only() -> None:
 
 
 def test_fcm_deep_merge_and_reserved_keys() -> None:
-    n = note(fcm={"android": {"notification": {"channel_id": "news"}}, "fcm_options": {"analytics_label": "w"}})
+    n = note(
+        fcm={"android": {"notification": {"channel_id": "news"}}, "fcm_options": {"analytics_label": "w"}}
+    )
     msg = build_fcm(n, FCM_TOKEN, platform=Platform.ANDROID).message
-    assert msg["android"]["notification"] == {"sound": "default", "notification_count": 1, "channel_id": "news"}
+    assert msg["android"]["notification"] == {
+        "sound": "default",
+        "notification_count": 1,
+        "channel_id": "news",
+    }
     assert msg["fcm_options"] == {"analytics_label": "w"}
     with pytest.raises(PayloadError, match="reserved"):
         build_fcm(note(fcm={"data": {"google.x": "1"}}), FCM_TOKEN, platform=Platform.ANDROID)

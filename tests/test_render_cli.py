@@ -28,7 +28,14 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 def test_render_row_one_shows_payload_and_size() -> None:
     code, out, err = invoke(
-        "-o", "table", "render", "samples/templates/welcome.yaml", "--audience", "samples/audience.csv", "--row", "1"
+        "-o",
+        "table",
+        "render",
+        "samples/templates/welcome.yaml",
+        "--audience",
+        "samples/audience.csv",
+        "--row",
+        "1",
     )
     assert code == 0, err
     assert "samples/audience.csv:2" in out
@@ -51,17 +58,28 @@ def test_render_json_lines_parse() -> None:
     assert first["provider"] == "apns" and first["line"] == 2
     assert first["headers"]["apns-topic"] == "com.example.pushctl"
     assert first["payload"]["aps"]["alert"]["title"] == "Welcome, Alice!"
-    assert first["bytes"] == len(json.dumps(first["payload"], separators=(",", ":"), ensure_ascii=False).encode())
+    assert first["bytes"] == len(
+        json.dumps(first["payload"], separators=(",", ":"), ensure_ascii=False).encode()
+    )
     fcm = next(r for r in records if r["provider"] == "fcm")
     assert fcm["path"] == "/v1/projects/<project-id>/messages:send"
     assert fcm["payload"]["message"]["token"] == fcm["token"]
-    assert fcm["locale"] == "fr" and fcm["payload"]["message"]["notification"]["title"] == "Bienvenue, Benoît !"
+    assert (
+        fcm["locale"] == "fr" and fcm["payload"]["message"]["notification"]["title"] == "Bienvenue, Benoît !"
+    )
 
 
 def test_render_token_and_platform_filters() -> None:
     token = "a2cec255404e4fb440034d6608697a8d41bed440e50454f31af3176813e02ea6"
     code, out, _ = invoke(
-        "-o", "json", "render", "samples/templates/welcome.yaml", "--audience", "samples/audience.csv", "--token", token
+        "-o",
+        "json",
+        "render",
+        "samples/templates/welcome.yaml",
+        "--audience",
+        "samples/audience.csv",
+        "--token",
+        token,
     )
     assert code == 0
     (record,) = [json.loads(line) for line in out.splitlines()]
@@ -142,8 +160,9 @@ def test_million_devices_stream_in_flat_memory(tmp_path: Path) -> None:
         + "variants:\n  A: {weight: 50}\n  B: {weight: 50, title: 'Hey {{ name }}'}\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    child = REPO / "tests" / "render_stream_child.py"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "render_stream_child.py"), "measure", str(audience), str(template)],
+        [sys.executable, str(child), "measure", str(audience), str(template)],
         capture_output=True, text=True, env=env, timeout=280, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -88,8 +88,21 @@ def test_deep_nesting_is_an_error_not_a_crash() -> None:
 
 
 ALPHABET = st.sampled_from(
-    list("()[],'\"\\=!<>-.:_ \t\nab019é名")
-    + ["and", "or", "not", "in", "true", "exists(", "date(", "startswith", "2026-01-31", "==", ">=", " x "]
+    [
+        *"()[],'\"\\=!<>-.:_ \t\nab019é名",
+        "and",
+        "or",
+        "not",
+        "in",
+        "true",
+        "exists(",
+        "date(",
+        "startswith",
+        "2026-01-31",
+        "==",
+        ">=",
+        " x ",
+    ]
 )
 
 

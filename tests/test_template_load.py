@@ -65,7 +65,9 @@ def test_quiet_hours_needs_time_sensitive_or_critical(tmp_path: Path) -> None:
     err = load_error(tmp_path, "title: Hi\ninterruption_level: active\nquiet_hours: ignore\n")
     assert (err.line, err.field) == (3, "quiet_hours")
     assert "time-sensitive" in err.message
-    ok = Template.load(write(tmp_path, "title: Hi\ninterruption_level: critical\nquiet_hours: ignore\n", "ok.yaml"))
+    ok = Template.load(
+        write(tmp_path, "title: Hi\ninterruption_level: critical\nquiet_hours: ignore\n", "ok.yaml")
+    )
     assert ok.ignores_quiet_hours and ok.interruption_level == "critical"
 
 

@@ -96,7 +96,9 @@ locales:
         (None, None, "Hello Li", "default body"),
     ],
 )
-def test_locale_fallback(tmp_path: Path, locale: str | None, matched: str | None, title: str, body: str) -> None:
+def test_locale_fallback(
+    tmp_path: Path, locale: str | None, matched: str | None, title: str, body: str
+) -> None:
     tpl = make(tmp_path, WELCOMEISH)
     attrs = {"name": "Li"} | ({"locale": locale} if locale else {})
     n = tpl.render(device(**attrs))
@@ -182,7 +184,10 @@ def test_rendered_empty_text_is_omitted(tmp_path: Path) -> None:
 
 
 def test_apns_fcm_blocks_are_rendered(tmp_path: Path) -> None:
-    tpl = make(tmp_path, "body: b\napns:\n  payload: {uid: '{{ user_id }}'}\nfcm:\n  android: {notification: {tag: t}}\n")
+    tpl = make(
+        tmp_path,
+        "body: b\napns:\n  payload: {uid: '{{ user_id }}'}\nfcm:\n  android: {notification: {tag: t}}\n",
+    )
     n = tpl.render(device(user_id="u1"))
     assert n.apns == {"payload": {"uid": "u1"}}
     assert n.fcm == {"android": {"notification": {"tag": "t"}}}

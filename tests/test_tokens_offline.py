@@ -93,9 +93,8 @@ def test_shorten() -> None:
 
 def test_cli_json_is_one_object_per_finding_then_summary(samples: Path, tmp_path: Path) -> None:
     prune = tmp_path / "prune.csv"
-    code, out, err = run(
-        "--output", "json", "tokens", "check", str(samples / "audience-bad-rows.csv"), "--prune-list", str(prune)
-    )
+    audience = str(samples / "audience-bad-rows.csv")
+    code, out, err = run("--output", "json", "tokens", "check", audience, "--prune-list", str(prune))
     assert code == ExitCode.PARTIAL
     objects = json_lines(out)
     assert [o["type"] for o in objects] == ["finding"] * 4 + ["summary"]

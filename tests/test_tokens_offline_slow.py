@@ -28,9 +28,9 @@ def make_audience(path: Path) -> None:
             elif i >= ROWS - 10:
                 token = first_tokens[ROWS - 1 - i]
             elif i % 2:
-                token = "%064x" % rng.getrandbits(256)
+                token = f"{rng.getrandbits(256):064x}"
             else:
-                token = "%022x:APA91b%0130x" % (rng.getrandbits(88), rng.getrandbits(520))
+                token = f"{rng.getrandbits(88):022x}:APA91b{rng.getrandbits(520):0130x}"
             if i < 10:
                 first_tokens.append(token)
             platform = "android" if ":" in token else "ios"

@@ -29,7 +29,11 @@ def run(coro: Awaitable[T], timeout: float = 30) -> T:
 
 
 def with_server(
-    pki: Pki, body: Callable[[H2TestServer, H2Pool], Awaitable[T]], *, max_streams: int = 100, **pool_kw: float
+    pki: Pki,
+    body: Callable[[H2TestServer, H2Pool], Awaitable[T]],
+    *,
+    max_streams: int = 100,
+    **pool_kw: float,
 ) -> T:
     async def main() -> T:
         async with H2TestServer(pki, max_streams=max_streams) as server:

@@ -1,9 +1,228 @@
-"""`pushctl emulator`: placeholder until its issue lands."""
+"""`pushctl emulator`: run the local APNs + FCM emulator, read its inbox, issue client certificates."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import json
+import shlex
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
 import typer
+
+from pushctl.cli.state import get_state
+from pushctl.errors import InputError, ProviderUnavailable
+from pushctl.paths import default_config_file, default_emulator_state_dir
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Emulator state dir: CA, certificates, endpoints.json."),
+]
+
+
+def _sample_jwt() -> str:
+    """A JWT for the emulator's throwaway sample key (never a real credential), for the curl line."""
+    import jwt
+
+    from pushctl.emulator.registry import SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID
+
+    return jwt.encode(
+        {"iss": SAMPLE_TEAM_ID, "iat": int(time.time())},
+        SAMPLE_APNS_KEY.read_text(),
+        algorithm="ES256",
+        headers={"kid": SAMPLE_KEY_ID},
+    )
+
+
+def run(
+    ctx: typer.Context,
+    state_dir: StateDirOption = None,
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="Scenario TOML: options, registry, faults.")
+    ] = None,
+    apns_port: Annotated[int, typer.Option("--apns-port", help="APNs port (0 = a free one).")] = 0,
+    fcm_port: Annotated[
+        int, typer.Option("--fcm-port", help="FCM + OAuth + admin port (0 = a free one).")
+    ] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for injected faults.")] = None,
+    profile_name: Annotated[
+        str, typer.Option("--profile-name", help="Name of the profile written.")
+    ] = "emulator",
+    no_profile: Annotated[bool, typer.Option("--no-profile", help="Do not write a config profile.")] = False,
+) -> None:
+    """Run the emulator in the foreground until Ctrl-C."""
+    from pushctl.emulator import Emulator, Scenario
+    from pushctl.emulator.registry import SAMPLE_TOPIC
+
+    state = get_state(ctx)
+    term = state.terminal
+    loaded = Scenario.load(scenario) if scenario is not None else None
+    emu = Emulator(
+        state_dir or default_emulator_state_dir(),
+        scenario=loaded,
+        apns_port=apns_port,
+        fcm_port=fcm_port,
+        seed=seed,
+    )
+    try:
+        emu.start()
+    except OSError as exc:
+        raise InputError(
+            f"cannot listen: {exc}", hint="choose other ports with --apns-port / --fcm-port"
+        ) from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        profile = (
+            None
+            if no_profile
+            else emu.write_profile(state.config_path or default_config_file(), profile_name)
+        )
+        curl = " ".join(
+            [
+                "curl --http2",
+                "--cacert",
+                shlex.quote(str(emu.ca_file)),
+                "-X POST",
+                f"{emu.apns_url}/3/device/{'ab' * 32}",
+                "-H",
+                shlex.quote(f"apns-topic: {SAMPLE_TOPIC}"),
+                "-H",
+                shlex.quote(f"authorization: bearer {_sample_jwt()}"),
+                "-d",
+                shlex.quote('{"aps":{"alert":"hi"}}'),
+            ]
+        )
+        info: dict[str, Any] = {
+            "apns_url": emu.apns_url,
+            "fcm_url": emu.fcm_url,
+            "token_uri": emu.token_uri,
+            "ca_file": str(emu.ca_file),
+            "state_dir": str(emu.state_dir),
+            "profile": str(profile) if profile else None,
+            "profile_name": None if no_profile else profile_name,
+        }
+        if term.json:
+            term.json_line({**info, "curl": curl})
+        else:
+            term.table(["", ""], [(k, v) for k, v in info.items() if v is not None], title="pushctl emulator")
+            term.print("Try it (the JWT is for the emulator's throwaway sample key):")
+            term.print(curl)
+        term.info("emulator running; press Ctrl-C to stop")
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop: exit 0
+            stop.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        emu.stop()
+    term.info("emulator stopped")
+
+
+def _admin_get(state_dir: Path | None, path: str) -> Any:
+    import httpx
+
+    from pushctl.emulator import client_context, read_endpoints
+
+    directory = state_dir or default_emulator_state_dir()
+    try:
+        endpoints = read_endpoints(directory)
+    except (OSError, ValueError):
+        raise ProviderUnavailable(
+            f"no running emulator found in {directory}", hint="start one with: pushctl emulator run"
+        ) from None
+    try:
+        with httpx.Client(http2=True, verify=client_context(endpoints["ca_file"]), timeout=10) as client:
+            response = client.get(endpoints["fcm_url"] + path)
+            response.raise_for_status()
+            return response.json()
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(f"cannot reach the emulator at {endpoints['fcm_url']}: {exc}") from None
+
+
+def inbox(
+    ctx: typer.Context,
+    token: Annotated[
+        str | None, typer.Option("--token", "-t", help="Show what this device received.")
+    ] = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Show what a running emulator's devices received (counts, or one token's notifications)."""
+    from urllib.parse import quote
+
+    term = get_state(ctx).terminal
+    if token is None:
+        data = _admin_get(state_dir, "/_emulator/inbox")
+        if term.json:
+            for tok, count in data["counts"].items():
+                term.json_line({"token": tok, "count": count})
+            return
+        term.table(
+            ["token", "received"], data["counts"].items(), caption=f"{data['total']} notifications in all"
+        )
+        return
+    data = _admin_get(state_dir, "/_emulator/inbox?token=" + quote(token, safe=""))
+    if term.json:
+        for delivery in data["deliveries"]:
+            term.json_line(delivery)
+        return
+    rows = [
+        (
+            dt.datetime.fromtimestamp(d["received_at"], dt.UTC).isoformat(timespec="milliseconds"),
+            d["provider"],
+            d["collapse_id"] or "",
+            d["message_id"],
+            json.dumps(d["payload"], ensure_ascii=False),
+        )
+        for d in data["deliveries"]
+    ]
+    term.table(
+        ["received", "provider", "collapse id", "id", "payload"],
+        rows,
+        caption=f"{data['count']} notification(s) for {token}",
+    )
+
+
+def issue_cert(
+    ctx: typer.Context,
+    topic: Annotated[str, typer.Argument(help="Bundle id written into the certificate's subject UID.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write cert and key PEMs.")] = Path("."),
+    environment: Annotated[
+        str, typer.Option("--environment", help="sandbox, production or both.")
+    ] = "sandbox",
+    state_dir: StateDirOption = None,
+) -> None:
+    """Issue an APNs client certificate signed by the emulator's CA (for certificate auth)."""
+    from pushctl.emulator.tls import ensure_certificates, issue_client_certificate
+
+    if environment not in ("sandbox", "production", "both"):
+        raise InputError(
+            f"unknown environment {environment!r}",
+            field="--environment",
+            hint="use sandbox, production or both",
+        )
+    term = get_state(ctx).terminal
+    certs = ensure_certificates(state_dir or default_emulator_state_dir())
+    cert, key = issue_client_certificate(certs, topic, out_dir, environment=environment)
+    if term.json:
+        term.json_line({"cert_file": str(cert.resolve()), "key_file": str(key.resolve())})
+    else:
+        term.print(f"certificate: {cert.resolve()}\nkey:         {key.resolve()}")
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing registered yet."""
+    """Add the ``emulator`` command group."""
+    group = typer.Typer(
+        name="emulator", help="Local APNs + FCM emulator for rehearsals and tests.", no_args_is_help=True
+    )
+    group.command("run")(run)
+    group.command("inbox")(inbox)
+    group.command("issue-cert")(issue_cert)
+    app.add_typer(group, name="emulator")

@@ -84,11 +84,13 @@ def render(
         str, typer.Option("--audience", "-a", help="Audience file (CSV, JSONL or text), or - for stdin.")
     ],
     row: Annotated[
-        int | None, typer.Option("--row", min=1, help="Only the Nth device row (1-based, header not counted).")
+        int | None,
+        typer.Option("--row", min=1, help="Only the Nth device row (1-based, header not counted)."),
     ] = None,
     token: Annotated[str | None, typer.Option("--token", help="Only the device with this token.")] = None,
     platform: Annotated[
-        Literal["ios", "android", "web"] | None, typer.Option("--platform", help="Only devices of this platform.")
+        Literal["ios", "android", "web"] | None,
+        typer.Option("--platform", help="Only devices of this platform."),
     ] = None,
     fmt: Annotated[
         Literal["csv", "jsonl", "text"] | None,
@@ -138,7 +140,13 @@ def render(
                 if warning:
                     terminal.info(f"note: {warning}")
             req = build_apns(note, device.token, topic=apns_topic, where=device.where)
-            path, headers, payload, size, limit = req.path, dict(req.headers), req.body, len(req.body), req.limit
+            path, headers, payload, size, limit = (
+                req.path,
+                dict(req.headers),
+                req.body,
+                len(req.body),
+                req.limit,
+            )
         else:
             if project is None:
                 project = _project(state)

@@ -25,15 +25,34 @@ from pushctl.emulator.server import JSON_HEADERS, Request, Response
 from pushctl.emulator.tls import describe_peer_certificate
 
 PUSH_TYPES = frozenset(
-    {"alert", "background", "location", "voip", "complication", "fileprovider", "mdm", "liveactivity",
-     "pushtotalk", "widgets"}
+    {
+        "alert",
+        "background",
+        "location",
+        "voip",
+        "complication",
+        "fileprovider",
+        "mdm",
+        "liveactivity",
+        "pushtotalk",
+        "widgets",
+    }
 )
 PAYLOAD_LIMIT = 4096
 VOIP_PAYLOAD_LIMIT = 5120
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _TOPIC = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*")
-_SINGLE = frozenset({"authorization", "apns-topic", "apns-push-type", "apns-priority", "apns-expiration",
-                     "apns-collapse-id", "apns-id"})
+_SINGLE = frozenset(
+    {
+        "authorization",
+        "apns-topic",
+        "apns-push-type",
+        "apns-priority",
+        "apns-expiration",
+        "apns-collapse-id",
+        "apns-id",
+    }
+)
 _DEFAULT_REASONS = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
 _JWT_CACHE_LIMIT = 10_000
 
@@ -102,7 +121,16 @@ class ApnsService:
         apns_id = (apns_id or str(uuid.uuid4())).lower()
         collapse = headers.get("apns-collapse-id")
         self.inbox.record(
-            Delivery(token, "ios", "apns", payload, {**headers, "apns-topic": topic}, collapse, apns_id, time.time())
+            Delivery(
+                token,
+                "ios",
+                "apns",
+                payload,
+                {**headers, "apns-topic": topic},
+                collapse,
+                apns_id,
+                time.time(),
+            )
         )
         self._after_success(req)
         self.stats["200"] += 1
@@ -116,16 +144,23 @@ class ApnsService:
     def _error(self, rej: _Reject, apns_id: str, delay: float) -> Response:
         self.stats[f"{rej.status} {rej.reason}"] += 1
         if rej.timestamp is not None:
-            body = json.dumps({"reason": rej.reason, "timestamp": rej.timestamp}, separators=(",", ":")).encode()
+            body = json.dumps(
+                {"reason": rej.reason, "timestamp": rej.timestamp}, separators=(",", ":")
+            ).encode()
         else:
             body = self._error_bodies.get(rej.reason) or b""
             if not body:
-                body = self._error_bodies[rej.reason] = json.dumps({"reason": rej.reason}).encode()
+                body = self._error_bodies[rej.reason] = json.dumps(
+                    {"reason": rej.reason}, separators=(",", ":")
+                ).encode()
         return Response(rej.status, body, [*JSON_HEADERS, ("apns-id", apns_id)], delay)
 
     def _injected(self, status: int, reason: str | None, retry_after: int | None, delay: float) -> Response:
-        resp = self._error(_Reject(status, reason or _DEFAULT_REASONS.get(status, "InternalServerError")),
-                           str(uuid.uuid4()), delay)
+        resp = self._error(
+            _Reject(status, reason or _DEFAULT_REASONS.get(status, "InternalServerError")),
+            str(uuid.uuid4()),
+            delay,
+        )
         if retry_after is not None:
             resp.headers.append(("retry-after", str(retry_after)))
         return resp
@@ -187,8 +222,15 @@ class ApnsService:
             return _Reject(403, "BadEnvironmentKeyIdInToken")
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key.public_key, algorithms=["ES256"],
-                options={"verify_exp": False, "verify_iat": False, "verify_aud": False, "require": ["iss", "iat"]},
+                token,
+                key.public_key,
+                algorithms=["ES256"],
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "require": ["iss", "iat"],
+                },
             )
         except jwt.PyJWTError:
             return _Reject(403, "InvalidProviderToken")

@@ -28,7 +28,18 @@ _TOPIC = re.compile(r"[a-zA-Z0-9\-_.~%]+")
 _LABEL = re.compile(r"[a-zA-Z0-9\-_.~%]{1,50}")
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _MESSAGE_KEYS = frozenset(
-    {"name", "data", "notification", "android", "webpush", "apns", "fcm_options", "token", "topic", "condition"}
+    {
+        "name",
+        "data",
+        "notification",
+        "android",
+        "webpush",
+        "apns",
+        "fcm_options",
+        "token",
+        "topic",
+        "condition",
+    }
 )
 _RESERVED_DATA = frozenset({"from", "message_type"})
 
@@ -50,17 +61,24 @@ class _Invalid(Exception):
         self.code, self.message, self.field = code, message, field
 
 
-def fcm_error(code: str, message: str | None = None, *, field: str | None = None,
-              retry_after: int | None = None) -> Response:
+def fcm_error(
+    code: str, message: str | None = None, *, field: str | None = None, retry_after: int | None = None
+) -> Response:
     """A google.rpc error response carrying the ``FcmError`` detail for ``code``."""
     status, rpc_status, default = ERRORS[code]
     details: list[dict[str, Any]] = [
         {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
     ]
     if field is not None:
-        details.append({"@type": "type.googleapis.com/google.rpc.BadRequest",
-                        "fieldViolations": [{"field": field, "description": message or default}]})
-    body = {"error": {"code": status, "message": message or default, "status": rpc_status, "details": details}}
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": field, "description": message or default}],
+            }
+        )
+    body = {
+        "error": {"code": status, "message": message or default, "status": rpc_status, "details": details}
+    }
     extra = [("retry-after", str(retry_after))] if retry_after is not None else None
     return json_response(status, body, extra)
 
@@ -112,13 +130,15 @@ class FcmService:
         access = self.tokens.lookup(auth[7:]) if auth[:7].lower() == "bearer " else None
         if access is None:
             return _rpc_error(
-                401, "UNAUTHENTICATED",
+                401,
+                "UNAUTHENTICATED",
                 "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
                 "or other valid authentication credential.",
             )
         if access.project_id != project:
             return _rpc_error(
-                403, "PERMISSION_DENIED",
+                403,
+                "PERMISSION_DENIED",
                 f"Permission 'cloudmessaging.messages.create' denied on resource "
                 f"'//cloudresourcemanager.googleapis.com/projects/{project}' (or it may not exist).",
             )
@@ -131,8 +151,11 @@ class FcmService:
             if isinstance(token, str):
                 verdict = self.registry.fcm_token_verdict(token)
                 if verdict is not None:
-                    msg = ("The registration token is not a valid FCM registration token"
-                           if verdict.reason == "INVALID_ARGUMENT" else None)
+                    msg = (
+                        "The registration token is not a valid FCM registration token"
+                        if verdict.reason == "INVALID_ARGUMENT"
+                        else None
+                    )
                     raise _Invalid(verdict.reason, msg, "message.token" if msg else None)
             self._check_quota(project)
         except _Invalid as exc:
@@ -144,10 +167,18 @@ class FcmService:
             return self._ok(project, "fake_message_id", delay)
         msg_id = f"0:{int(time.time() * 1000)}%{next(self._ids):016x}"
         target = message.get("token") or message.get("topic") or message.get("condition") or ""
-        self.inbox.record(Delivery(
-            str(target), "android", "fcm", message, {}, _collapse_id(message),
-            f"projects/{project}/messages/{msg_id}", time.time(),
-        ))
+        self.inbox.record(
+            Delivery(
+                str(target),
+                "android",
+                "fcm",
+                message,
+                {},
+                _collapse_id(message),
+                f"projects/{project}/messages/{msg_id}",
+                time.time(),
+            )
+        )
         return self._ok(project, msg_id, delay)
 
     @staticmethod
@@ -166,7 +197,9 @@ class FcmService:
             raise _Invalid("INVALID_ARGUMENT", "Invalid JSON payload received.")
         unknown = set(data) - {"message", "validate_only"}
         if unknown:
-            raise _Invalid("INVALID_ARGUMENT", f"Invalid JSON payload received. Unknown name \"{min(unknown)}\"")
+            raise _Invalid(
+                "INVALID_ARGUMENT", f'Invalid JSON payload received. Unknown name "{min(unknown)}"'
+            )
         message = data.get("message")
         if not isinstance(message, dict):
             raise _Invalid("INVALID_ARGUMENT", "Request contains an invalid argument.", "message")
@@ -176,39 +209,54 @@ class FcmService:
     def _validate(message: dict[str, Any]) -> None:
         unknown = set(message) - _MESSAGE_KEYS
         if unknown:
-            raise _Invalid("INVALID_ARGUMENT", f"Invalid JSON payload received. Unknown name \"{min(unknown)}\" "
-                           "at 'message': Cannot find field.")
+            raise _Invalid(
+                "INVALID_ARGUMENT",
+                f'Invalid JSON payload received. Unknown name "{min(unknown)}" '
+                "at 'message': Cannot find field.",
+            )
         targets = [k for k in ("token", "topic", "condition") if message.get(k) not in (None, "")]
         if len(targets) != 1:
-            raise _Invalid("INVALID_ARGUMENT", "Exactly one of token, topic or condition must be specified.",
-                           "message")
+            raise _Invalid(
+                "INVALID_ARGUMENT", "Exactly one of token, topic or condition must be specified.", "message"
+            )
         topic = message.get("topic")
         if topic is not None and (not isinstance(topic, str) or not _TOPIC.fullmatch(topic)):
             raise _Invalid("INVALID_ARGUMENT", "Invalid topic name.", "message.topic")
         data = message.get("data", {})
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise _Invalid("INVALID_ARGUMENT", "Invalid value at 'message.data': values must be strings.",
-                           "message.data")
+            raise _Invalid(
+                "INVALID_ARGUMENT", "Invalid value at 'message.data': values must be strings.", "message.data"
+            )
         for key in data:
             if key in _RESERVED_DATA or key.startswith(("google.", "gcm.notification.")) or key == "gcm":
-                raise _Invalid("INVALID_ARGUMENT", f"Invalid data key: {key} is a reserved word.", "message.data")
+                raise _Invalid(
+                    "INVALID_ARGUMENT", f"Invalid data key: {key} is a reserved word.", "message.data"
+                )
         android = message.get("android", {})
         if not isinstance(android, dict):
             raise _Invalid("INVALID_ARGUMENT", "Invalid value at 'message.android'.", "message.android")
         ttl = android.get("ttl")
-        if ttl is not None and (not isinstance(ttl, str) or not _TTL.fullmatch(ttl)
-                                or float(ttl[:-1]) > MAX_TTL_SECONDS):
-            raise _Invalid("INVALID_ARGUMENT", "Invalid value at 'message.android.ttl' (type.googleapis.com/"
-                           "google.protobuf.Duration), Field 'ttl', Illegal duration format.", "message.android.ttl")
+        if ttl is not None and (
+            not isinstance(ttl, str) or not _TTL.fullmatch(ttl) or float(ttl[:-1]) > MAX_TTL_SECONDS
+        ):
+            raise _Invalid(
+                "INVALID_ARGUMENT",
+                "Invalid value at 'message.android.ttl' (type.googleapis.com/"
+                "google.protobuf.Duration), Field 'ttl', Illegal duration format.",
+                "message.android.ttl",
+            )
         if android.get("priority") not in (None, "normal", "high", "NORMAL", "HIGH"):
-            raise _Invalid("INVALID_ARGUMENT", "Invalid value at 'message.android.priority'.",
-                           "message.android.priority")
+            raise _Invalid(
+                "INVALID_ARGUMENT", "Invalid value at 'message.android.priority'.", "message.android.priority"
+            )
         color = (android.get("notification") or {}).get("color")
         if color is not None and (not isinstance(color, str) or not _COLOR.fullmatch(color)):
             raise _Invalid("INVALID_ARGUMENT", "Invalid color format.", "message.android.notification.color")
         label = (message.get("fcm_options") or {}).get("analytics_label")
         if label is not None and (not isinstance(label, str) or not _LABEL.fullmatch(label)):
-            raise _Invalid("INVALID_ARGUMENT", "Invalid analytics_label.", "message.fcm_options.analytics_label")
+            raise _Invalid(
+                "INVALID_ARGUMENT", "Invalid analytics_label.", "message.fcm_options.analytics_label"
+            )
         link = ((message.get("webpush") or {}).get("fcm_options") or {}).get("link")
         if link is not None and (not isinstance(link, str) or not link.startswith("https://")):
             raise _Invalid("INVALID_ARGUMENT", "The link must use HTTPS.", "message.webpush.fcm_options.link")

@@ -61,7 +61,9 @@ class TokenStore:
     def expire_all(self) -> None:
         """Make every issued token expired (to test a client's refresh)."""
         with self._lock:
-            self._tokens = {t: AccessToken(r.client_email, r.project_id, 0.0) for t, r in self._tokens.items()}
+            self._tokens = {
+                t: AccessToken(r.client_email, r.project_id, 0.0) for t, r in self._tokens.items()
+            }
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> Response:
@@ -71,7 +73,9 @@ def _oauth_error(error: str, description: str, status: int = 400) -> Response:
 class OAuthService:
     """Handles ``POST /token`` on the FCM port."""
 
-    def __init__(self, registry: Registry, tokens: TokenStore, options: Options, faults: FaultInjector) -> None:
+    def __init__(
+        self, registry: Registry, tokens: TokenStore, options: Options, faults: FaultInjector
+    ) -> None:
         self.registry = registry
         self.tokens = tokens
         self.options = options
@@ -110,19 +114,25 @@ class OAuthService:
             return _oauth_error("invalid_grant", "Invalid JWT Signature.")
         try:
             claims: dict[str, Any] = jwt.decode(
-                assertion, account.public_key, algorithms=["RS256"],
+                assertion,
+                account.public_key,
+                algorithms=["RS256"],
                 options={"verify_exp": False, "verify_iat": False, "verify_aud": False},
             )
         except jwt.PyJWTError:
             return _oauth_error("invalid_grant", "Invalid JWT Signature.")
         if claims.get("aud") != self.token_uri:
             return _oauth_error(
-                "invalid_grant", f"Invalid JWT: Failed audience check. The expected value was {self.token_uri}."
+                "invalid_grant",
+                f"Invalid JWT: Failed audience check. The expected value was {self.token_uri}.",
             )
         iat, exp, now = claims.get("iat"), claims.get("exp"), time.time()
         if (
-            not isinstance(iat, int) or not isinstance(exp, int) or exp > iat + MAX_ASSERTION_LIFETIME
-            or exp <= now or iat > now + CLOCK_SKEW
+            not isinstance(iat, int)
+            or not isinstance(exp, int)
+            or exp > iat + MAX_ASSERTION_LIFETIME
+            or exp <= now
+            or iat > now + CLOCK_SKEW
         ):
             return _oauth_error(
                 "invalid_grant",

@@ -31,8 +31,13 @@ _FCM_TOKEN = re.compile(r"[A-Za-z0-9_:\-]+")
 
 # Suffixes APNs accepts after the bundle id for particular push types.
 TOPIC_SUFFIXES = (
-    ".voip", ".complication", ".pushkit.fileprovider", ".push-type.liveactivity", ".voip-ptt",
-    ".location-query", ".push-type.widgets",
+    ".voip",
+    ".complication",
+    ".pushkit.fileprovider",
+    ".push-type.liveactivity",
+    ".voip-ptt",
+    ".location-query",
+    ".push-type.widgets",
 )
 
 TOKEN_LISTS = ("unregistered", "not_for_topic", "expired", "fcm_unregistered", "fcm_other_project")
@@ -125,7 +130,9 @@ class Registry:
         public = private.public_key()
         if not isinstance(public, rsa.RSAPublicKey):
             raise ValueError(f"{path}: not an RSA key")
-        account = ServiceAccount(info["client_email"], info["project_id"], info.get("private_key_id", ""), public)
+        account = ServiceAccount(
+            info["client_email"], info["project_id"], info.get("private_key_id", ""), public
+        )
         self.service_accounts[account.client_email] = account
         return account
 
@@ -149,7 +156,9 @@ class Registry:
     def load_token_file(self, list_name: str, path: Path | str) -> int:
         """Add the tokens of a file (one per line, ``#`` comments) to a list; returns how many."""
         tokens = [
-            line.strip() for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")
+            line.strip()
+            for line in Path(path).read_text().splitlines()
+            if line.strip() and not line.startswith("#")
         ]
         self.add_tokens(list_name, tokens)
         return len(tokens)

@@ -70,7 +70,7 @@ class ErrorFault:
 class Faults:
     """Injected trouble. Zero / empty means off."""
 
-    latency_ms: float | dict[str, float] = 0.0
+    latency_ms: float | dict[str, Any] = 0.0
     """Fixed ms, ``{min, max}`` uniform, or ``{mean, distribution = "exponential"}``."""
     errors: list[ErrorFault] = field(default_factory=list)
     goaway_after: int = 0

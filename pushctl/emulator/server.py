@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -23,6 +24,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -84,6 +87,10 @@ class _Settings(h2.settings.Settings):
     def max_concurrent_streams(self) -> int:
         return 2**31 - 1
 
+    @max_concurrent_streams.setter
+    def max_concurrent_streams(self, value: int) -> None:
+        self[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = value
+
 
 class Connection(asyncio.Protocol):
     """One client connection: h2 state machine, buffered request streams, pending response data."""
@@ -108,8 +115,8 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport, hence a cast, not an isinstance check.
+        self.transport = transport = cast(asyncio.Transport, transport)
         sslobj = transport.get_extra_info("ssl_object")
         if sslobj is not None:
             self.peer_cert = sslobj.getpeercert(binary_form=True)
@@ -146,7 +153,7 @@ class Connection(asyncio.Protocol):
             elif isinstance(event, h2.events.DataReceived):
                 entry = self._streams.get(event.stream_id)
                 if entry is not None:
-                    entry[1] += event.data
+                    entry[1].extend(event.data)
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
                 self._on_request(event.stream_id)
@@ -171,7 +178,7 @@ class Connection(asyncio.Protocol):
         if self._open >= acked_limit:
             self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        self._streams[sid] = (list(event.headers or ()), bytearray())
+        self._streams[sid] = ([(str(k), str(v)) for k, v in event.headers or ()], bytearray())
         self._requests += 1
         self._open += 1
         cfg = self.server.config
@@ -196,7 +203,11 @@ class Connection(asyncio.Protocol):
             self.abort()
             return
         self._arm_idle()
-        response = self.server.handler(Request(method, path, headers, bytes(body), sid, self))
+        try:
+            response = self.server.handler(Request(method, path, headers, bytes(body), sid, self))
+        except Exception:  # an emulator bug must not look like a network failure to the client
+            logger.exception("emulator handler failed for %s %s", method, path)
+            response = json_response(500, {"reason": "InternalServerError"})
         if response.drop:
             self.abort()
         elif response.delay > 0:

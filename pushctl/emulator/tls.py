@@ -72,9 +72,15 @@ def ensure_certificates(state_dir: Path) -> CertPaths:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -83,7 +89,9 @@ def ensure_certificates(state_dir: Path) -> CertPaths:
     )
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = (
-        _leaf_builder(ca_cert, ca_key, server_key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        _leaf_builder(
+            ca_cert, ca_key, server_key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        )
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -101,7 +109,10 @@ def ensure_certificates(state_dir: Path) -> CertPaths:
 
 
 def _leaf_builder(
-    ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, key: ec.EllipticCurvePrivateKey, name: x509.Name
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    key: ec.EllipticCurvePrivateKey,
+    name: x509.Name,
 ) -> x509.CertificateBuilder:
     now = _now()
     return (
@@ -113,7 +124,9 @@ def _leaf_builder(
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
     )
 
 

@@ -1,0 +1,227 @@
+"""One campaign run: journal, providers, pipeline and sender wired together.
+
+The CLI builds a :class:`CampaignSpec`, calls :func:`run_campaign` and presents what comes
+back; everything here is plain Python (no Rich, no Typer) so tests and other front ends can
+drive a campaign directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pushctl import clock
+from pushctl.audience import AudienceReader, BadRow
+from pushctl.config import Profile
+from pushctl.errors import AuthRefused, CredentialFileError, InputError, PushctlError
+from pushctl.journal import Journal, Run
+from pushctl.outcome import Outcome, Result
+from pushctl.pipeline import Controls, Pipeline, PipelineStats
+from pushctl.providers import get_provider_factory
+from pushctl.providers.base import Provider
+from pushctl.sender import Event, Sender, SendOptions, WorkItem
+from pushctl.summary import AUTH_STOP, INTERRUPTED_STOP, Summary
+from pushctl.template import Template
+
+
+@dataclass
+class CampaignSpec:
+    """Everything a send needs, already parsed and validated by the caller."""
+
+    template: Path
+    audience: str
+    profile: Profile
+    journal_path: Path
+    audience_format: Literal["csv", "jsonl", "text"] | None = None
+    on_bad_row: Literal["fail", "skip"] = "fail"
+    campaign_id: str | None = None
+    force: bool = False
+    send: SendOptions = field(default_factory=SendOptions)
+    validate_only: bool = False
+    max_connections: int = 4
+    controls: Controls = field(default_factory=Controls)
+    identity: dict[str, Any] = field(default_factory=dict)
+    """Options that make a campaign a different campaign (they go into the derived id)."""
+    password: Callable[[], bytes | None] | None = None
+
+
+@dataclass
+class CampaignReport:
+    """What a finished (or stopped) run hands back to its front end."""
+
+    campaign_id: str
+    resumed: bool
+    this_run: Summary
+    """Results of this invocation only."""
+    campaign: Summary
+    """The whole campaign so far, rebuilt from the journal (what ``runs show`` prints)."""
+    pipeline: PipelineStats
+    bad_rows: list[BadRow]
+    bad_row_count: int
+    duplicates: int
+    stopped_reason: str | None
+
+
+@dataclass
+class Hooks:
+    """Front-end callbacks: every result, every event, and a started-sending signal."""
+
+    on_result: Callable[[Result], None] = lambda _r: None
+    on_event: Callable[[Event], None] = lambda _e: None
+    on_start: Callable[[str, bool, Sender], None] = lambda _id, _resumed, _sender: None
+
+
+def derive_id(spec: CampaignSpec, template: Template, reader: AudienceReader) -> tuple[str, str]:
+    """(campaign id, audience fingerprint). Piped audiences get a fresh id per run unless
+    ``--campaign`` names one: a pipe cannot be fingerprinted before it is read."""
+    if reader.source == "<stdin>":
+        audience_fp = "stdin"
+        if spec.campaign_id is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            return f"c-{template.fingerprint[:8]}-{stamp}", audience_fp
+    else:
+        audience_fp = reader.fingerprint()
+    if spec.campaign_id is not None:
+        return spec.campaign_id, audience_fp
+    return Journal.derive_campaign_id(template.fingerprint, audience_fp, spec.identity), audience_fp
+
+
+def build_providers(spec: CampaignSpec) -> tuple[dict[str, Provider], dict[str, str]]:
+    """Providers the profile has credentials for, and a skip reason for the ones it has not."""
+    providers: dict[str, Provider] = {}
+    missing: dict[str, str] = {}
+    configured = {"apns": spec.profile.apns.configured, "fcm": spec.profile.fcm.configured}
+    for name, ok in configured.items():
+        if not ok:
+            missing[name] = f"no_{name}_credentials"
+            continue
+        factory = get_provider_factory(name)
+        providers[name] = factory(
+            spec.profile, max_connections=spec.max_connections, validate_only=spec.validate_only,
+            password=spec.password,
+        )
+    if not providers:
+        raise CredentialFileError(
+            "the profile has neither APNs nor FCM credentials", field="profile",
+            hint="run `pushctl config init`, or try `--emulator`",
+        )
+    return providers, missing
+
+
+async def _start(providers: dict[str, Provider]) -> None:
+    for provider in providers.values():
+        await provider.start()
+
+
+async def _close(providers: dict[str, Provider]) -> None:
+    for provider in providers.values():
+        with contextlib.suppress(Exception):
+            await provider.close()
+
+
+@contextlib.contextmanager
+def _signals(sender: Sender, on_event: Callable[[Event], None]) -> Iterator[None]:
+    """First Ctrl-C / SIGTERM: finish in-flight requests; second Ctrl-C: abort."""
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def interrupt() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            on_event(Event("info", "stopping: finishing requests in flight (Ctrl-C again to abort)"))
+            sender.stop()
+        else:
+            on_event(Event("info", "aborting"))
+            sender.abort()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, interrupt)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> CampaignReport:
+    """Send one campaign (or continue it) and report what happened."""
+    hooks = hooks or Hooks()
+    template = Template.load(spec.template)
+    bad_rows: list[BadRow] = []
+    reader = AudienceReader(spec.audience, fmt=spec.audience_format, on_bad_row=spec.on_bad_row,
+                            on_skip=lambda row: bad_rows.append(row) if len(bad_rows) < 100 else None)
+    campaign_id, audience_fp = derive_id(spec, template, reader)
+    providers, missing = build_providers(spec)
+    this_run = Summary(campaign=campaign_id)
+    with Journal(spec.journal_path) as journal:
+        run = journal.open_run(campaign_id, template_fp=template.fingerprint, audience_fp=audience_fp,
+                               options=spec.identity, force=spec.force)
+        stopped: str | None = None
+        try:
+            stopped, pipeline = await _send(spec, hooks, template, reader, providers, missing, journal, run,
+                                            this_run)
+        except BaseException as exc:
+            reason = AUTH_STOP if isinstance(exc, AuthRefused) else INTERRUPTED_STOP
+            run.finish(stopped_reason=reason)
+            raise
+        run.finish(stopped_reason=stopped)
+        this_run.finish(stopped_reason=stopped)
+        campaign = journal.summary(campaign_id)
+    return CampaignReport(
+        campaign_id=campaign_id, resumed=run.resumed, this_run=this_run, campaign=campaign,
+        pipeline=pipeline.stats, bad_rows=bad_rows, bad_row_count=reader.stats.bad_rows,
+        duplicates=reader.stats.duplicates, stopped_reason=stopped,
+    )
+
+
+async def _send(
+    spec: CampaignSpec, hooks: Hooks, template: Template, reader: AudienceReader,
+    providers: dict[str, Provider], missing: dict[str, str], journal: Journal, run: Run, this_run: Summary,
+) -> tuple[str | None, Pipeline]:
+    def emit(result: Result) -> None:
+        run.record(result)
+        this_run.add(result)
+        hooks.on_result(result)
+
+    try:
+        await _start(providers)
+        pipeline = Pipeline(
+            template=template, providers=providers, campaign_id=run.campaign_id, emit=emit, now=clock.now(),
+            controls=spec.controls, journal=journal, run=run, on_bad_row=spec.on_bad_row,
+            missing_provider=missing,
+        )
+        sender = Sender(providers, spec.send, on_result=emit, on_event=hooks.on_event)
+        hooks.on_start(run.campaign_id, run.resumed, sender)
+        items: Iterator[WorkItem] = pipeline.items(reader)
+        with _signals(sender, hooks.on_event):
+            await sender.run(items)
+    finally:
+        await _close(providers)
+    if sender.stopped_reason is None and _auth_failed(this_run):
+        return AUTH_STOP, pipeline
+    return sender.stopped_reason, pipeline
+
+
+def _auth_failed(summary: Summary) -> bool:
+    return summary.counts.get(str(Outcome.AUTH_FAILED), 0) > 0
+
+
+def check_start_time(at: datetime | None, *, allow_past: bool) -> None:
+    """``--at`` in the past is refused unless ``--now`` says to send anyway."""
+    if at is not None and at < clock.now() and not allow_past:
+        raise InputError(f"--at {at.isoformat()} is in the past", field="--at",
+                         hint="use a future time, or add --now to send immediately")
+
+
+__all__ = ["CampaignReport", "CampaignSpec", "Hooks", "PushctlError", "run_campaign"]

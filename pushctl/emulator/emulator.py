@@ -1,0 +1,313 @@
+"""The :class:`Emulator`: APNs and FCM servers, their registry, inbox and faults, in one object.
+
+Run it in-process (``with Emulator() as emu:`` on a background thread, or ``await
+emu.astart()`` inside a running loop) or in the foreground with ``pushctl emulator run``.
+A running emulator writes ``endpoints.json`` to its state dir so other processes
+(``pushctl emulator inbox``) can find its admin endpoints on the FCM port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import json
+import os
+import threading
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import tomli_w
+
+from pushctl.emulator.apns import ApnsService
+from pushctl.emulator.fcm import FcmService
+from pushctl.emulator.inbox import Inbox
+from pushctl.emulator.oauth import OAuthService, TokenStore
+from pushctl.emulator.registry import (
+    SAMPLE_APNS_KEY,
+    SAMPLE_KEY_ID,
+    SAMPLE_SERVICE_ACCOUNT,
+    SAMPLE_TEAM_ID,
+    SAMPLE_TOPIC,
+    TOKEN_LISTS,
+    Registry,
+)
+from pushctl.emulator.scenario import FaultInjector, Scenario
+from pushctl.emulator.server import H2Server, Request, Response, ServerConfig, json_response
+from pushctl.emulator.tls import CertPaths, ensure_certificates, issue_client_certificate, server_context
+from pushctl.paths import default_emulator_state_dir
+
+ENDPOINTS_FILE = "endpoints.json"
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    return loop
+
+
+class Emulator:
+    """Local APNs + FCM services that answer like the real ones and record what devices received."""
+
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        *,
+        scenario: Scenario | None = None,
+        apns_port: int = 0,
+        fcm_port: int = 0,
+        seed: int | None = None,
+        host: str = "127.0.0.1",
+        **options: Any,
+    ) -> None:
+        self.state_dir = Path(state_dir or default_emulator_state_dir()).resolve()
+        self.scenario = copy.deepcopy(scenario) if scenario is not None else Scenario()
+        self.scenario.apply(options)
+        self.options = self.scenario.options
+        self.host = host
+        self._wanted_ports = (apns_port, fcm_port)
+        self.registry = Registry.with_samples()
+        self._apply_registry(self.scenario.registry)
+        self.inbox = Inbox()
+        self.tokens = TokenStore()
+        self.faults = FaultInjector(self.scenario.faults, seed if seed is not None else self.scenario.seed)
+        self.apns = ApnsService(self.registry, self.inbox, self.options, self.faults)
+        self.oauth = OAuthService(self.registry, self.tokens, self.options, self.faults)
+        self.fcm = FcmService(self.registry, self.inbox, self.tokens, self.options, self.faults)
+        self._certs: CertPaths | None = None
+        self._servers: list[H2Server] = []
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _apply_registry(self, spec: dict[str, Any]) -> None:
+        reg = self.registry
+        for entry in spec.get("apns_keys", []):
+            reg.register_apns_key(
+                entry["path"],
+                entry["key_id"],
+                entry["team_id"],
+                entry.get("topics", []),
+                environments=tuple(entry.get("environments", ("sandbox", "production"))),
+            )
+        for entry in spec.get("service_accounts", []):
+            reg.register_service_account(entry["path"])
+        for name in TOKEN_LISTS:
+            if name in spec:
+                reg.add_tokens(name, list(spec[name]))
+        for name, path in spec.get("files", {}).items():
+            reg.load_token_file(name, path)
+        reg.revoked_keys.update(spec.get("revoked_keys", []))
+        reg.bad_apns_credentials_projects.update(spec.get("bad_apns_credentials_projects", []))
+
+    # -- addresses --------------------------------------------------------------------
+
+    @property
+    def apns_url(self) -> str:
+        """``https://127.0.0.1:PORT`` of the APNs side (after start)."""
+        return f"https://{self.host}:{self._servers[0].port}"
+
+    @property
+    def fcm_url(self) -> str:
+        """``https://127.0.0.1:PORT`` of the FCM side (also serves /token and /_emulator/)."""
+        return f"https://{self.host}:{self._servers[1].port}"
+
+    @property
+    def token_uri(self) -> str:
+        """The OAuth2 token endpoint service-account assertions must name as ``aud``."""
+        return self.fcm_url + "/token"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate clients must trust."""
+        return self.state_dir / "ca.pem"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def astart(self) -> None:
+        """Start both servers on the running event loop."""
+        self._certs = ensure_certificates(self.state_dir)
+        opts, faults = self.options, self.scenario.faults
+        fcm_cfg = ServerConfig(
+            max_concurrent_streams=opts.max_concurrent_streams,
+            goaway_after=faults.goaway_after,
+            drop_after=faults.drop_after,
+            idle_timeout=opts.idle_timeout,
+        )
+        apns_cfg = dataclasses.replace(fcm_cfg, initial_streams=1 if opts.single_stream_until_auth else None)
+        apns = H2Server(
+            self.apns.handle, server_context(self._certs, request_client_cert=True), apns_cfg, host=self.host
+        )
+        fcm = H2Server(
+            self._route_fcm_port,
+            server_context(self._certs, request_client_cert=False),
+            fcm_cfg,
+            host=self.host,
+        )
+        self._servers = [apns, fcm]
+        await apns.start(self._wanted_ports[0])
+        await fcm.start(self._wanted_ports[1])
+        self.oauth.token_uri = self.token_uri
+        self._write_endpoints()
+
+    async def astop(self) -> None:
+        """Stop both servers and close their connections."""
+        for server in self._servers:
+            await server.stop()
+        with contextlib.suppress(OSError):
+            (self.state_dir / ENDPOINTS_FILE).unlink()
+
+    def start(self) -> Emulator:
+        """Run the servers on a background thread with its own event loop; returns when listening."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = self._loop = _new_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.astart())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.astop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="pushctl-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop a :meth:`start`-ed emulator and wait for its thread."""
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Emulator:
+        await self.astart()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.astop()
+
+    # -- helpers for tests and the CLI --------------------------------------------------------------
+
+    def issue_client_certificate(
+        self, topic: str | None, directory: Path, *, environment: str = "sandbox"
+    ) -> tuple[Path, Path]:
+        """Issue a client certificate (PEM cert, PEM key) for certificate auth on the APNs port."""
+        certs = self._certs or ensure_certificates(self.state_dir)
+        return issue_client_certificate(certs, topic, directory, environment=environment)
+
+    def register_apns_key(self, path: Path, key_id: str, team_id: str, topics: list[str], **kw: Any) -> None:
+        """Register another ``.p8`` key (see :meth:`Registry.register_apns_key`)."""
+        self.registry.register_apns_key(path, key_id, team_id, topics, **kw)
+
+    def stats(self) -> dict[str, Any]:
+        """Answer counts per side and status, and the inbox total."""
+        return {
+            "apns": dict(self.apns.stats),
+            "fcm": dict(self.fcm.stats),
+            "oauth": dict(self.oauth.stats),
+            "inbox_total": self.inbox.total(),
+        }
+
+    def write_profile(self, config_path: Path, name: str = "emulator") -> Path:
+        """Merge a profile for this emulator into ``config_path`` (TOML, mode 0600); returns the path.
+
+        ``default_profile`` is set only when the file has none.
+        """
+        config_path = Path(config_path).resolve()
+        data: dict[str, Any] = {}
+        if config_path.exists():
+            data = tomllib.loads(config_path.read_text())
+        data.setdefault("default_profile", name)
+        profiles = data.setdefault("profiles", {})
+        profiles[name] = {
+            "ca_file": str(self.ca_file),
+            "apns": {
+                "environment": "sandbox",
+                "endpoint": self.apns_url,
+                "key_file": str(SAMPLE_APNS_KEY),
+                "key_id": SAMPLE_KEY_ID,
+                "team_id": SAMPLE_TEAM_ID,
+                "topic": SAMPLE_TOPIC,
+            },
+            "fcm": {
+                "service_account": str(SAMPLE_SERVICE_ACCOUNT),
+                "endpoint": self.fcm_url,
+                "token_uri": self.token_uri,
+            },
+        }
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            tomli_w.dump(data, fh)
+        config_path.chmod(0o600)
+        return config_path
+
+    def _write_endpoints(self) -> None:
+        info = {
+            "apns_url": self.apns_url,
+            "fcm_url": self.fcm_url,
+            "token_uri": self.token_uri,
+            "ca_file": str(self.ca_file),
+            "pid": os.getpid(),
+        }
+        (self.state_dir / ENDPOINTS_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+    # -- FCM port routing and admin endpoints ----------------------------------------------------------
+
+    def _route_fcm_port(self, req: Request) -> Response:
+        if req.path.startswith("/v1/"):
+            return self.fcm.handle(req)
+        if req.path == "/token":
+            return self.oauth.handle(req)
+        if req.path.startswith("/_emulator/"):
+            return self._admin(req)
+        return self.fcm.handle(req)
+
+    def _admin(self, req: Request) -> Response:
+        url = urlsplit(req.path)
+        if url.path == "/_emulator/stats" and req.method == "GET":
+            return json_response(200, self.stats())
+        if url.path == "/_emulator/inbox":
+            if req.method == "DELETE":
+                self.inbox.clear()
+                return json_response(200, {"cleared": True})
+            token = parse_qs(url.query).get("token", [None])[0]
+            if token is not None:
+                deliveries = [d.to_json() for d in self.inbox.received(token)]
+                return json_response(
+                    200, {"token": token, "count": len(deliveries), "deliveries": deliveries}
+                )
+            counts = {t: self.inbox.count(t) for t in sorted(self.inbox.tokens())}
+            return json_response(200, {"total": self.inbox.total(), "counts": counts})
+        return json_response(404, {"error": "unknown admin endpoint"})
+
+
+def read_endpoints(state_dir: Path | None = None) -> dict[str, Any]:
+    """The ``endpoints.json`` a running emulator wrote (raises FileNotFoundError if none runs)."""
+    path = Path(state_dir or default_emulator_state_dir()) / ENDPOINTS_FILE
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data

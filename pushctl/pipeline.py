@@ -1,0 +1,181 @@
+"""From audience rows to work items: the per-device decisions made before anything is sent.
+
+Reading straight down for one device: audience row → ``--where`` → journal state (settled
+devices are not sent again) → suppression / known-invalid / frequency cap → schedule (local
+time, quiet hours) → variant → render → provider payload → marked *in flight* in the journal →
+handed to the sender. Devices that end here (skipped, deferred, rejected) get their result at
+once; the rest leave as :class:`~pushctl.sender.WorkItem`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pushctl.errors import TemplateError
+from pushctl.journal import DeviceState, Journal, Run
+from pushctl.model import Device
+from pushctl.outcome import Outcome, Result
+from pushctl.providers.base import Provider
+from pushctl.schedule import Cap, LocalTimeSlot, QuietHours, decide
+from pushctl.segment import Segment
+from pushctl.sender import WorkItem, prepare_item
+from pushctl.suppression import SuppressionList
+from pushctl.template import Template
+
+CHUNK = 256
+"""Devices looked up in the journal (and marked in flight) per transaction."""
+
+
+@dataclass
+class Controls:
+    """Who gets the campaign now (issue: campaign controls)."""
+
+    where: Segment | None = None
+    suppression: SuppressionList | None = None
+    skip_known_invalid: bool = False
+    cap: Cap | None = None
+    quiet_hours: QuietHours | None = None
+    local_time: LocalTimeSlot | None = None
+    default_zone: ZoneInfo | None = None
+
+
+@dataclass
+class PipelineStats:
+    """Devices that never became results in this run, for the summary line."""
+
+    filtered: int = 0
+    """Excluded by ``--where`` (not part of the campaign)."""
+    already_settled: int = 0
+    """Settled by an earlier run of the same campaign."""
+    deferred_until: dict[str, datetime] = field(default_factory=dict)
+    """Earliest ``not_before`` per deferral reason, to tell the user when to run again."""
+
+
+def chunked(devices: Iterable[Device], size: int = CHUNK) -> Iterator[list[Device]]:
+    it = iter(devices)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+class Pipeline:
+    """Turns a device stream into work items, emitting the results decided on the way."""
+
+    def __init__(
+        self,
+        *,
+        template: Template,
+        providers: Mapping[str, Provider],
+        campaign_id: str,
+        emit: Callable[[Result], None],
+        now: datetime,
+        controls: Controls | None = None,
+        journal: Journal | None = None,
+        run: Run | None = None,
+        on_bad_row: Literal["fail", "skip"] = "fail",
+        missing_provider: Mapping[str, str] | None = None,
+    ) -> None:
+        self.template = template
+        self.providers = providers
+        self.campaign_id = campaign_id
+        self.emit = emit
+        self.now = now
+        self.controls = controls or Controls()
+        self.journal = journal
+        self.run = run
+        self.on_bad_row = on_bad_row
+        self.missing_provider = dict(missing_provider or {})
+        self.stats = PipelineStats()
+        self.collapse_id = run.collapse_id if run is not None else None
+
+    def _skip(self, device: Device, outcome: Outcome, reason: str, variant: str = "") -> None:
+        self.emit(Result(device.token, device.platform, outcome, reason, variant=variant, line=device.line))
+
+    def items(self, devices: Iterable[Device]) -> Iterator[WorkItem]:
+        """Work items for the devices that are to be sent now (lazily, chunk by chunk)."""
+        where = self.controls.where
+        if where is not None:
+            devices = self._filtered(devices, where)
+        for chunk in chunked(devices):
+            yield from self._chunk(chunk)
+
+    def _filtered(self, devices: Iterable[Device], where: Segment) -> Iterator[Device]:
+        for device in devices:
+            if where.matches_device(device):
+                yield device
+            else:
+                self.stats.filtered += 1
+
+    def _chunk(self, chunk: list[Device]) -> list[WorkItem]:
+        c = self.controls
+        tokens = [d.token for d in chunk]
+        states = self.run.lookup(tokens) if self.run is not None else {}
+        invalid: set[str] = set()
+        counts: dict[str, int] = {}
+        if self.journal is not None:
+            if c.skip_known_invalid:
+                invalid = self.journal.known_invalid(tokens)
+            if c.cap is not None:
+                counts = self.journal.delivered_counts_since(tokens, c.cap.since(self.now).timestamp())
+        items: list[WorkItem] = []
+        for device in chunk:
+            if states.get(device.token) is DeviceState.SETTLED:
+                self.stats.already_settled += 1
+                continue
+            item = self._one(device, invalid, counts)
+            if item is not None:
+                items.append(item)
+        if items and self.run is not None:
+            # Durable before the first request leaves: a crash now re-sends these devices with
+            # the campaign's collapse id, which the device shows as one notification.
+            self.run.mark_inflight([(i.device.token, i.device.platform, i.device.line, i.variant) for i in items])
+        return items
+
+    def _one(self, device: Device, invalid: set[str], counts: dict[str, int]) -> WorkItem | None:
+        c = self.controls
+        if c.suppression is not None and (reason := c.suppression.reason_for(device)):
+            self._skip(device, Outcome.SKIPPED, reason)
+            return None
+        if device.token in invalid:
+            self._skip(device, Outcome.SKIPPED, "known_invalid")
+            return None
+        if c.cap is not None and counts.get(device.token, 0) >= c.cap.count:
+            self._skip(device, Outcome.SKIPPED, "frequency_cap")
+            return None
+        if c.local_time is not None or c.quiet_hours is not None:
+            decision = decide(
+                device.attrs, self.now, local_time=c.local_time, quiet_hours=c.quiet_hours,
+                default_zone=c.default_zone, ignore_quiet_hours=self.template.ignores_quiet_hours,
+            )
+            if decision.action == "defer":
+                if decision.not_before is not None:
+                    known = self.stats.deferred_until.get(decision.reason)
+                    if known is None or decision.not_before < known:
+                        self.stats.deferred_until[decision.reason] = decision.not_before
+                self._skip(device, Outcome.DEFERRED, decision.reason)
+                return None
+            if decision.action == "skip":
+                self._skip(device, Outcome.SKIPPED, decision.reason)
+                return None
+        name = device.platform.provider
+        provider = self.providers.get(name)
+        if provider is None:
+            self._skip(device, Outcome.SKIPPED, self.missing_provider.get(name, f"no_{name}_credentials"))
+            return None
+        variant = self.template.choose_variant(device.token, self.campaign_id) or ""
+        try:
+            notification = self.template.render(device, variant=variant or None)
+        except TemplateError:
+            if self.on_bad_row == "fail":
+                raise
+            self._skip(device, Outcome.SKIPPED, "template_error", variant)
+            return None
+        prepared = prepare_item(provider, device, notification, collapse_id=self.collapse_id, variant=variant)
+        if isinstance(prepared, Result):
+            self.emit(prepared)
+            return None
+        return prepared
