@@ -104,14 +104,8 @@ def prepare_item(
     try:
         request = provider.prepare(device, notification, collapse_id=collapse_id)
     except PayloadError as exc:
-        return Result(
-            token=device.token,
-            platform=device.platform,
-            outcome=Outcome.REJECTED,
-            reason=exc.message,
-            variant=variant,
-            line=device.line,
-        )
+        return Result(device.token, device.platform, Outcome.REJECTED, exc.message, variant=variant,
+                      line=device.line)
     return WorkItem(device, provider.name, request, variant)
 
 
@@ -158,10 +152,10 @@ class _Lane:
                 return
 
     def wake_all(self) -> None:
-        while self.idle:
-            fut = self.idle.popleft()
+        for fut in self.idle:
             if not fut.done():
                 fut.set_result(None)
+        self.idle.clear()
 
 
 class Sender:
@@ -304,18 +298,12 @@ class Sender:
         try:
             if isinstance(items, AsyncIterable):
                 async for item in items:
-                    if self._stopping:
+                    if self._stopping or not await self._admit(item):
                         return
-                    self._dispatch(item)
-                    if self._admitted >= self._limit:
-                        await self._wait_for_room()
             else:
                 for item in items:
-                    if self._stopping:
+                    if self._stopping or not await self._admit(item):
                         return
-                    self._dispatch(item)
-                    if self._admitted >= self._limit:
-                        await self._wait_for_room()
         except asyncio.CancelledError:
             if self._aborting or not self._stopping:
                 raise
@@ -329,6 +317,13 @@ class Sender:
             self._reader_done = True
             for lane in self._lanes.values():
                 lane.wake_all()
+
+    async def _admit(self, item: WorkItem) -> bool:
+        """Hand one item to its lane; wait while the engine holds as many as it may."""
+        self._dispatch(item)
+        if self._admitted >= self._limit:
+            await self._wait_for_room()
+        return not self._stopping
 
     def _dispatch(self, item: WorkItem) -> None:
         self.pulled += 1

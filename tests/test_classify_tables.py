@@ -66,7 +66,7 @@ FCM_ROWS = [
     (404, "UNREGISTERED", "NOT_FOUND", "Requested entity was not found.", K.INVALID_TOKEN, False),
     (403, "SENDER_ID_MISMATCH", "PERMISSION_DENIED", "SenderId mismatch", K.INVALID_TOKEN, False),
     (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", TOKEN_MSG, K.INVALID_TOKEN, False),
-    (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid value at 'message.data[0].value'", K.REJECTED, False),
+    (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid value at 'message.data[0]'", K.REJECTED, False),
     (429, "QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric", K.RETRYABLE, True),
     (429, "QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "Device message rate exceeded.", K.RETRYABLE, False),
     (503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable.", K.RETRYABLE, False),

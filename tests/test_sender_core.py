@@ -15,7 +15,7 @@ from pushctl.errors import AudienceError, PayloadError
 from pushctl.model import Device, Platform
 from pushctl.outcome import Outcome, Result
 from pushctl.providers.base import Attempt, AttemptKind
-from pushctl.sender import SendOptions, Sender, WorkItem, prepare_item
+from pushctl.sender import Sender, SendOptions, WorkItem, prepare_item
 
 K = AttemptKind
 ANSWER = {
@@ -24,20 +24,25 @@ ANSWER = {
     K.REJECTED: Attempt(K.REJECTED, 413, "PayloadTooLarge"),
     K.RETRYABLE: Attempt(K.RETRYABLE, 503, "ServiceUnavailable"),
 }
-EXPECTED = {K.DELIVERED: Outcome.DELIVERED, K.INVALID_TOKEN: Outcome.INVALID_TOKEN, K.REJECTED: Outcome.REJECTED}
+EXPECTED = {K.DELIVERED: Outcome.DELIVERED, K.INVALID_TOKEN: Outcome.INVALID_TOKEN,
+            K.REJECTED: Outcome.REJECTED}
 
 
 def make(providers: list[FakeProvider], rec: Recorder, **opts: Any) -> Sender:
     opts.setdefault("backoff_base", 0.0)
-    return Sender({p.name: p for p in providers}, SendOptions(**opts), on_result=rec.result, on_event=rec.event)
+    return Sender({p.name: p for p in providers}, SendOptions(**opts), on_result=rec.result,
+                  on_event=rec.event)
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    scripts=st.lists(st.lists(st.sampled_from(list(ANSWER)), min_size=1, max_size=4), min_size=1, max_size=40),
+    scripts=st.lists(st.lists(st.sampled_from(list(ANSWER)), min_size=1, max_size=4),
+                     min_size=1, max_size=40),
     conc=st.integers(1, 5),
 )
-def test_every_item_ends_exactly_once_with_the_right_outcome(scripts: list[list[AttemptKind]], conc: int) -> None:
+def test_every_item_ends_exactly_once_with_the_right_outcome(
+    scripts: list[list[AttemptKind]], conc: int
+) -> None:
     max_attempts = 3
 
     def script(request: str, n: int) -> Attempt:

@@ -13,7 +13,10 @@ from pushctl.providers.base import started
 
 
 def test_builtin_providers_are_registered_lazily() -> None:
-    assert registry.PROVIDERS == {"apns": "pushctl.providers.apns:create", "fcm": "pushctl.providers.fcm:create"}
+    assert registry.PROVIDERS == {
+        "apns": "pushctl.providers.apns:create",
+        "fcm": "pushctl.providers.fcm:create",
+    }
     assert {"apns", "fcm"} <= set(registry.available_providers())
 
 

@@ -6,6 +6,7 @@ Everything runs in virtual time (see ``VirtualTime``): exact delays, no real wai
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from typing import Any
 
@@ -15,7 +16,7 @@ from test_sender_fakes import OK, RETRY, FakeProvider, Recorder, VirtualTime, it
 from pushctl.outcome import Outcome
 from pushctl.providers.base import Attempt, AttemptKind, classify_fcm
 from pushctl.retry import TokenBucket, backoff_delay, retry_delay
-from pushctl.sender import SendOptions, Sender, WorkItem
+from pushctl.sender import Sender, SendOptions, WorkItem
 
 K = AttemptKind
 
@@ -27,7 +28,9 @@ class MaxRng(random.Random):
         return b
 
 
-def run_virtual(providers: list[FakeProvider], items: Any, vt: VirtualTime, **opts: Any) -> tuple[Sender, Recorder]:
+def run_virtual(
+    providers: list[FakeProvider], items: Any, vt: VirtualTime, **opts: Any
+) -> tuple[Sender, Recorder]:
     rec = Recorder()
     sender = Sender(
         {p.name: p for p in providers}, SendOptions(**opts), on_result=rec.result, on_event=rec.event,
@@ -122,10 +125,10 @@ def test_rate_limit_is_shared_and_smooth() -> None:
     vt = VirtualTime()
     apns, fcm = FakeProvider("apns", concurrency=4), FakeProvider("fcm", concurrency=4)
     apns.clock = fcm.clock = vt.clock
-    sender, rec = run_virtual([apns, fcm], mixed(30), vt, rate=10.0)
+    _, rec = run_virtual([apns, fcm], mixed(30), vt, rate=10.0)
     times = sorted(apns.call_times + fcm.call_times)
     assert len(times) == 30 == len(rec.results)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) == pytest.approx(0.1)  # never two requests in the same slot, across providers
     assert times[-1] == pytest.approx(2.9)
 

@@ -10,7 +10,7 @@ from test_sender_fakes import OK, RETRY, FakeProvider, Recorder, item, mixed
 from pushctl.errors import AuthRefused
 from pushctl.outcome import Outcome
 from pushctl.providers.base import Attempt, AttemptKind
-from pushctl.sender import SendOptions, Sender
+from pushctl.sender import Sender, SendOptions
 
 K = AttemptKind
 REFUSED = Attempt(K.AUTH_FAILED, 403, "InvalidProviderToken")
