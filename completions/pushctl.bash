@@ -17,11 +17,37 @@ _pushctl_complete() {
 }
 _pushctl_subcommands() {
     case "$1" in
+        "") echo "config credentials emulator render runs send tokens" ;;
+        "config") echo "init path set show" ;;
+        "credentials") echo "check" ;;
+        "emulator") echo "inbox issue-cert run" ;;
+        "runs") echo "export list prune-list show" ;;
+        "tokens") echo "check" ;;
     esac
 }
 _pushctl_options() {
     case "$1" in
         "") echo "--config --debug --no-color --output --profile --quiet --verbose --version -o -p -q -v" ;;
+        "config") echo "" ;;
+        "config init") echo "--force" ;;
+        "config path") echo "" ;;
+        "config set") echo "" ;;
+        "config show") echo "" ;;
+        "credentials") echo "" ;;
+        "credentials check") echo "" ;;
+        "emulator") echo "" ;;
+        "emulator inbox") echo "--state-dir --token -t" ;;
+        "emulator issue-cert") echo "--environment --out-dir --state-dir" ;;
+        "emulator run") echo "--apns-port --fcm-port --no-profile --profile-name --scenario --seed --state-dir" ;;
+        "render") echo "--audience --campaign --format --on-bad-row --platform --row --token --topic --variant -a -f" ;;
+        "runs") echo "" ;;
+        "runs export") echo "--format --journal --out -f" ;;
+        "runs list") echo "--journal --limit -n" ;;
+        "runs prune-list") echo "--journal --out" ;;
+        "runs show") echo "--journal --limit --show" ;;
+        "send") echo "--at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where -a -c -f" ;;
+        "tokens") echo "" ;;
+        "tokens check") echo "--format --prune-list -f" ;;
     esac
 }
 complete -o default -F _pushctl_complete pushctl

@@ -104,12 +104,15 @@ def build_providers(spec: CampaignSpec) -> tuple[dict[str, Provider], dict[str, 
             continue
         factory = get_provider_factory(name)
         providers[name] = factory(
-            spec.profile, max_connections=spec.max_connections, validate_only=spec.validate_only,
+            spec.profile,
+            max_connections=spec.max_connections,
+            validate_only=spec.validate_only,
             password=spec.password,
         )
     if not providers:
         raise CredentialFileError(
-            "the profile has neither APNs nor FCM credentials", field="profile",
+            "the profile has neither APNs nor FCM credentials",
+            field="profile",
             hint="run `pushctl config init`, or try `--emulator`",
         )
     return providers, missing
@@ -159,18 +162,28 @@ async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> Campai
     hooks = hooks or Hooks()
     template = Template.load(spec.template)
     bad_rows: list[BadRow] = []
-    reader = AudienceReader(spec.audience, fmt=spec.audience_format, on_bad_row=spec.on_bad_row,
-                            on_skip=lambda row: bad_rows.append(row) if len(bad_rows) < 100 else None)
+    reader = AudienceReader(
+        spec.audience,
+        fmt=spec.audience_format,
+        on_bad_row=spec.on_bad_row,
+        on_skip=lambda row: bad_rows.append(row) if len(bad_rows) < 100 else None,
+    )
     campaign_id, audience_fp = derive_id(spec, template, reader)
     providers, missing = build_providers(spec)
     this_run = Summary(campaign=campaign_id)
     with Journal(spec.journal_path) as journal:
-        run = journal.open_run(campaign_id, template_fp=template.fingerprint, audience_fp=audience_fp,
-                               options=spec.identity, force=spec.force)
+        run = journal.open_run(
+            campaign_id,
+            template_fp=template.fingerprint,
+            audience_fp=audience_fp,
+            options=spec.identity,
+            force=spec.force,
+        )
         stopped: str | None = None
         try:
-            stopped, pipeline = await _send(spec, hooks, template, reader, providers, missing, journal, run,
-                                            this_run)
+            stopped, pipeline = await _send(
+                spec, hooks, template, reader, providers, missing, journal, run, this_run
+            )
         except BaseException as exc:
             reason = AUTH_STOP if isinstance(exc, AuthRefused) else INTERRUPTED_STOP
             run.finish(stopped_reason=reason)
@@ -179,15 +192,28 @@ async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> Campai
         this_run.finish(stopped_reason=stopped)
         campaign = journal.summary(campaign_id)
     return CampaignReport(
-        campaign_id=campaign_id, resumed=run.resumed, this_run=this_run, campaign=campaign,
-        pipeline=pipeline.stats, bad_rows=bad_rows, bad_row_count=reader.stats.bad_rows,
-        duplicates=reader.stats.duplicates, stopped_reason=stopped,
+        campaign_id=campaign_id,
+        resumed=run.resumed,
+        this_run=this_run,
+        campaign=campaign,
+        pipeline=pipeline.stats,
+        bad_rows=bad_rows,
+        bad_row_count=reader.stats.bad_rows,
+        duplicates=reader.stats.duplicates,
+        stopped_reason=stopped,
     )
 
 
 async def _send(
-    spec: CampaignSpec, hooks: Hooks, template: Template, reader: AudienceReader,
-    providers: dict[str, Provider], missing: dict[str, str], journal: Journal, run: Run, this_run: Summary,
+    spec: CampaignSpec,
+    hooks: Hooks,
+    template: Template,
+    reader: AudienceReader,
+    providers: dict[str, Provider],
+    missing: dict[str, str],
+    journal: Journal,
+    run: Run,
+    this_run: Summary,
 ) -> tuple[str | None, Pipeline]:
     def emit(result: Result) -> None:
         run.record(result)
@@ -197,8 +223,15 @@ async def _send(
     try:
         await _start(providers)
         pipeline = Pipeline(
-            template=template, providers=providers, campaign_id=run.campaign_id, emit=emit, now=clock.now(),
-            controls=spec.controls, journal=journal, run=run, on_bad_row=spec.on_bad_row,
+            template=template,
+            providers=providers,
+            campaign_id=run.campaign_id,
+            emit=emit,
+            now=clock.now(),
+            controls=spec.controls,
+            journal=journal,
+            run=run,
+            on_bad_row=spec.on_bad_row,
             missing_provider=missing,
         )
         sender = Sender(providers, spec.send, on_result=emit, on_event=hooks.on_event)
@@ -220,8 +253,11 @@ def _auth_failed(summary: Summary) -> bool:
 def check_start_time(at: datetime | None, *, allow_past: bool) -> None:
     """``--at`` in the past is refused unless ``--now`` says to send anyway."""
     if at is not None and at < clock.now() and not allow_past:
-        raise InputError(f"--at {at.isoformat()} is in the past", field="--at",
-                         hint="use a future time, or add --now to send immediately")
+        raise InputError(
+            f"--at {at.isoformat()} is in the past",
+            field="--at",
+            hint="use a future time, or add --now to send immediately",
+        )
 
 
 __all__ = ["CampaignReport", "CampaignSpec", "Hooks", "PushctlError", "run_campaign"]

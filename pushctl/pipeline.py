@@ -132,7 +132,9 @@ class Pipeline:
         if items and self.run is not None:
             # Durable before the first request leaves: a crash now re-sends these devices with
             # the campaign's collapse id, which the device shows as one notification.
-            self.run.mark_inflight([(i.device.token, i.device.platform, i.device.line, i.variant) for i in items])
+            self.run.mark_inflight(
+                [(i.device.token, i.device.platform, i.device.line, i.variant) for i in items]
+            )
         return items
 
     def _one(self, device: Device, invalid: set[str], counts: dict[str, int]) -> WorkItem | None:
@@ -148,8 +150,12 @@ class Pipeline:
             return None
         if c.local_time is not None or c.quiet_hours is not None:
             decision = decide(
-                device.attrs, self.now, local_time=c.local_time, quiet_hours=c.quiet_hours,
-                default_zone=c.default_zone, ignore_quiet_hours=self.template.ignores_quiet_hours,
+                device.attrs,
+                self.now,
+                local_time=c.local_time,
+                quiet_hours=c.quiet_hours,
+                default_zone=c.default_zone,
+                ignore_quiet_hours=self.template.ignores_quiet_hours,
             )
             if decision.action == "defer":
                 if decision.not_before is not None:

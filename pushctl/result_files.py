@@ -13,8 +13,18 @@ from typing import IO
 from pushctl.errors import InputError
 from pushctl.outcome import Outcome, Result
 
-RESULT_FIELDS = ("token", "platform", "outcome", "reason", "status", "attempts", "latency_ms",
-                 "provider_id", "variant", "line")
+RESULT_FIELDS = (
+    "token",
+    "platform",
+    "outcome",
+    "reason",
+    "status",
+    "attempts",
+    "latency_ms",
+    "provider_id",
+    "variant",
+    "line",
+)
 
 
 def _open(path: Path, option: str) -> IO[str]:

@@ -1,9 +1,12 @@
-"""Backoff, Retry-After and the shared rate limiter used by :mod:`pushctl.sender`."""
+"""Send policy for :mod:`pushctl.sender`: its options, backoff, Retry-After and the rate limiter."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from pushctl.errors import ConfigError
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -11,6 +14,37 @@ Clock = Callable[[], float]
 # Below this a pacing sleep costs more than it buys (timer resolution, a loop iteration);
 # the schedule still advances, so the average rate stays exact and bursts stay tiny.
 _MIN_SLEEP = 0.001
+
+
+@dataclass
+class SendOptions:
+    """How hard and how patiently to send."""
+
+    concurrency: Mapping[str, int] = field(default_factory=dict)
+    """Requests in flight per provider; a missing provider uses its ``default_concurrency``."""
+    rate: float | None = None
+    """Total requests per second across providers (retries included); None or 0 = unlimited."""
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 300.0
+    env_check_window: int = 20
+    """After the first N APNs answers, ≥ 50% ``BadDeviceToken`` warns of a sandbox/production
+    mix-up. Runs with fewer APNs answers are not judged (small tests are often all bad). 0 = off."""
+    read_ahead: int = 1024
+    """Items buffered beyond the in-flight ones; bounds memory and how far one provider can
+    run ahead of a stalled one."""
+
+    def __post_init__(self) -> None:
+        for name, value in self.concurrency.items():
+            if value < 1:
+                raise ConfigError(f"concurrency for {name} must be at least 1", field="concurrency")
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts must be at least 1", field="max_attempts")
+        if self.rate is not None and self.rate < 0:
+            raise ConfigError("rate must not be negative", field="rate")
+        if self.read_ahead < 0 or self.backoff_base < 0 or self.backoff_max < 0:
+            raise ConfigError("read_ahead and backoff values must not be negative")
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:

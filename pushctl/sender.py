@@ -25,14 +25,13 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from pushctl.errors import AuthRefused, ConfigError, PayloadError, ProviderUnavailable
-from pushctl.model import Device
+from pushctl.errors import AuthRefused, ConfigError, ProviderUnavailable
 from pushctl.outcome import Outcome, Result
-from pushctl.providers.base import Attempt, AttemptKind, Provider
-from pushctl.retry import Clock, Sleep, TokenBucket, retry_delay
+from pushctl.providers.base import Attempt, AttemptKind, Provider, WorkItem, prepare_item
+from pushctl.retry import Clock, SendOptions, Sleep, TokenBucket, retry_delay
 
 __all__ = ["Event", "SendOptions", "Sender", "WorkItem", "prepare_item"]
 
@@ -44,69 +43,12 @@ _OUTCOME = {
 }
 
 
-@dataclass
-class SendOptions:
-    """How hard and how patiently to send."""
-
-    concurrency: Mapping[str, int] = field(default_factory=dict)
-    """Requests in flight per provider; a missing provider uses its ``default_concurrency``."""
-    rate: float | None = None
-    """Total requests per second across providers (retries included); None or 0 = unlimited."""
-    max_attempts: int = 5
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    retry_after_max: float = 300.0
-    env_check_window: int = 20
-    """After the first N APNs answers, ≥ 50% ``BadDeviceToken`` warns of a sandbox/production
-    mix-up. Runs with fewer APNs answers are not judged (small tests are often all bad). 0 = off."""
-    read_ahead: int = 1024
-    """Items buffered beyond the in-flight ones; bounds memory and how far one provider can
-    run ahead of a stalled one."""
-
-    def __post_init__(self) -> None:
-        for name, value in self.concurrency.items():
-            if value < 1:
-                raise ConfigError(f"concurrency for {name} must be at least 1", field="concurrency")
-        if self.max_attempts < 1:
-            raise ConfigError("max_attempts must be at least 1", field="max_attempts")
-        if self.rate is not None and self.rate < 0:
-            raise ConfigError("rate must not be negative", field="rate")
-        if self.read_ahead < 0 or self.backoff_base < 0 or self.backoff_max < 0:
-            raise ConfigError("read_ahead and backoff values must not be negative")
-
-
-@dataclass(slots=True)
-class WorkItem:
-    """One device, with the request its provider prepared for it."""
-
-    device: Device
-    provider: str
-    request: Any
-    variant: str = ""
-
-
 @dataclass(slots=True)
 class Event:
     """Something the user should hear about during a run: ``warning``, ``auth_stop``, ``info``."""
 
     kind: str
     message: str
-
-
-def prepare_item(
-    provider: Provider, device: Device, notification: Any, *, collapse_id: str | None = None,
-    variant: str = "",
-) -> WorkItem | Result:
-    """Build the item for one device, or its REJECTED result when the payload breaks a rule.
-
-    A PayloadError is a per-device outcome (the run goes on), not a run-wide error.
-    """
-    try:
-        request = provider.prepare(device, notification, collapse_id=collapse_id)
-    except PayloadError as exc:
-        return Result(device.token, device.platform, Outcome.REJECTED, exc.message, variant=variant,
-                      line=device.line)
-    return WorkItem(device, provider.name, request, variant)
 
 
 def _current_task() -> asyncio.Task[Any] | None:
@@ -485,9 +427,9 @@ class Sender:
             self._event("info", f"{lane.name}: {reason}: pausing all sends to {lane.name} for {delay:.1f}s")
 
     def _auth_stop(self, lane: _Lane, attempt: Attempt) -> None:
-        if self.stopped_reason is not None:
+        if self.stopped_reason == "auth_failed":
             return
-        self.stopped_reason = "auth_failed"
+        self.stopped_reason = "auth_failed"  # outranks "interrupted": the exit code is 3, not 130
         self._event("auth_stop", f"{lane.name} refused the credentials ({attempt.reason}); "
                                  "stopping the campaign: no further devices will be sent")
         self._begin_stop()

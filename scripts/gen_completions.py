@@ -19,12 +19,17 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if completions/ is stale")
     args = parser.parse_args()
     scripts = generate(typer.main.get_command(app))
-    stale = [name for name, text in scripts.items() if not (OUT / name).exists()
-             or (OUT / name).read_text() != text]
+    stale = [
+        name
+        for name, text in scripts.items()
+        if not (OUT / name).exists() or (OUT / name).read_text() != text
+    ]
     if args.check:
         if stale:
-            print(f"stale completions: {', '.join(stale)}; run python scripts/gen_completions.py",
-                  file=sys.stderr)
+            print(
+                f"stale completions: {', '.join(stale)}; run python scripts/gen_completions.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     OUT.mkdir(exist_ok=True)

@@ -11,6 +11,7 @@ import typer
 
 from pushctl.cli.app import app
 from pushctl.cli.completion_gen import generate
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -37,7 +38,9 @@ source {script}
 COMP_WORDS=(pushctl ""); COMP_CWORD=1; _pushctl_complete; echo "${{COMPREPLY[@]}}"
 COMP_WORDS=(pushctl --ver); COMP_CWORD=1; _pushctl_complete; echo "${{COMPREPLY[@]}}"
 """
-    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
+    out = subprocess.run(
+        ["bash", "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     command = typer.main.get_command(app)
     assert isinstance(command, typer.core.TyperGroup)
     assert set(out[0].split()) == set(command.list_commands(typer.Context(command)))

@@ -3,6 +3,7 @@ that maps errors to exit codes and one-line messages."""
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -35,6 +36,11 @@ class PushctlGroup(TyperGroup):
             raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
         except (click.exceptions.Exit, click.exceptions.ClickException):
             raise
+        except BrokenPipeError:
+            # `pushctl ... | head`: the reader left; stop quietly (Python's documented recipe).
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except Exception as exc:
             state = get_state(ctx)
             if state.debug:
@@ -82,12 +88,18 @@ def root(
     ] = None,
     output: Annotated[
         OutputFormat | None,
-        typer.Option("--output", "-o", help="Result format; json is the default when stdout is not a terminal."),
+        typer.Option(
+            "--output", "-o", help="Result format; json is the default when stdout is not a terminal."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors (and results).")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More diagnostics.")] = 0,
-    no_color: Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (never with local variables).")] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks (never with local variables).")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,

@@ -39,7 +39,9 @@ def walk(command: click.Command, path: tuple[str, ...] = ()) -> Node:
             for flag in (*param.opts, *param.secondary_opts):
                 node.options.append((flag, help_text))
         elif isinstance(param, click.Argument):
-            node.file_args = node.file_args or isinstance(param.type, click.Path) or param.type is click.STRING
+            node.file_args = (
+                node.file_args or isinstance(param.type, click.Path) or param.type is click.STRING
+            )
     node.options.sort()
     if isinstance(command, click.Group):
         for name in sorted(command.list_commands(click.Context(command))):
@@ -115,9 +117,7 @@ def fish(root: Node) -> str:
             seen = " && ".join(f"__fish_seen_subcommand_from {p}" for p in node.path)
             cond = seen
         for child in node.children:
-            lines.append(
-                f"complete -c pushctl -n '{cond}' -a {child.path[-1]} -d '{_q(child.help)}'"
-            )
+            lines.append(f"complete -c pushctl -n '{cond}' -a {child.path[-1]} -d '{_q(child.help)}'")
         for flag, help_text in node.options:
             if flag.startswith("--"):
                 spec = f"-l {flag[2:]}"

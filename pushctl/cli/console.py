@@ -44,7 +44,8 @@ class Terminal:
         stderr = self.stderr if self.stderr is not None else sys.stderr
         self.out = Console(file=stdout, no_color=no_color, highlight=False, width=self.width, soft_wrap=False)
         self.err = Console(
-            file=stderr, no_color=no_color, highlight=False, width=self.width, stderr=True
+            file=stderr, no_color=no_color, highlight=False, width=self.width, stderr=True,
+            soft_wrap=True,  # one error = one line, whatever the terminal width
         )
         if self.output is None:
             self.output = OutputFormat.TABLE if self.out.is_terminal else OutputFormat.JSON

@@ -22,34 +22,67 @@ from pushctl.template import Template
 
 def _record(item_request: Any, provider: Any, device: Any, variant: str) -> dict[str, Any]:
     if isinstance(item_request, ApnsRequest):
-        path, headers, body, size = item_request.path, dict(item_request.headers), item_request.body, \
-            len(item_request.body)
+        path, headers, body, size = (
+            item_request.path,
+            dict(item_request.headers),
+            item_request.body,
+            len(item_request.body),
+        )
     else:
         assert isinstance(item_request, FcmRequest)
         path = f"/v1/projects/{getattr(provider, 'project_id', '<project-id>')}/messages:send"
         headers, body, size = {}, item_request.body, item_request.size
     return {
-        "type": "dry_run", "line": device.line, "source": device.source, "token": device.token,
-        "platform": str(device.platform), "provider": device.platform.provider, "variant": variant,
-        "locale": device.attrs.get("locale"), "path": path, "headers": headers, "payload": json.loads(body),
-        "bytes": size, "limit": item_request.limit,
+        "type": "dry_run",
+        "line": device.line,
+        "source": device.source,
+        "token": device.token,
+        "platform": str(device.platform),
+        "provider": device.platform.provider,
+        "variant": variant,
+        "locale": device.attrs.get("locale"),
+        "path": path,
+        "headers": headers,
+        "payload": json.loads(body),
+        "bytes": size,
+        "limit": item_request.limit,
     }
 
 
 def dry_run(
-    terminal: Terminal, template: Path, audience: str, fmt: Literal["csv", "jsonl", "text"] | None,
-    on_bad_row: Literal["fail", "skip"], profile: Profile, controls: Controls, validate_only: bool,
+    terminal: Terminal,
+    template: Path,
+    audience: str,
+    fmt: Literal["csv", "jsonl", "text"] | None,
+    on_bad_row: Literal["fail", "skip"],
+    profile: Profile,
+    controls: Controls,
+    validate_only: bool,
 ) -> int:
     """Print what would be sent to each device; returns the exit code."""
     tpl = Template.load(template)
-    reader = AudienceReader(audience, fmt=fmt, on_bad_row=on_bad_row,
-                            on_skip=lambda bad: terminal.warn(f"skipped {bad}"))
-    spec = CampaignSpec(template=template, audience=audience, profile=profile, journal_path=Path("-"),
-                        validate_only=validate_only)
+    reader = AudienceReader(
+        audience, fmt=fmt, on_bad_row=on_bad_row, on_skip=lambda bad: terminal.warn(f"skipped {bad}")
+    )
+    spec = CampaignSpec(
+        template=template,
+        audience=audience,
+        profile=profile,
+        journal_path=Path("-"),
+        validate_only=validate_only,
+    )
     providers, missing = build_providers(spec)
     held: list[Result] = []
-    pipeline = Pipeline(template=tpl, providers=providers, campaign_id="dry-run", emit=held.append,
-                        now=clock.now(), controls=controls, on_bad_row=on_bad_row, missing_provider=missing)
+    pipeline = Pipeline(
+        template=tpl,
+        providers=providers,
+        campaign_id="dry-run",
+        emit=held.append,
+        now=clock.now(),
+        controls=controls,
+        on_bad_row=on_bad_row,
+        missing_provider=missing,
+    )
     counts: Counter[str] = Counter()
     for item in pipeline.items(reader):
         record = _record(item.request, providers[item.provider], item.device, item.variant)
@@ -62,9 +95,12 @@ def dry_run(
         counts[f"not sent: {result.outcome} ({result.reason})"] += 1
         if terminal.json:
             terminal.json_line({"type": "result", **result.to_dict()})
-    summary = {"type": "summary", "dry_run": True, "would_send": {k: v for k, v in counts.items()
-                                                                   if k in ("apns", "fcm")},
-               "not_sent": {k: v for k, v in counts.items() if k.startswith("not sent")}}
+    summary = {
+        "type": "summary",
+        "dry_run": True,
+        "would_send": {k: v for k, v in counts.items() if k in ("apns", "fcm")},
+        "not_sent": {k: v for k, v in counts.items() if k.startswith("not sent")},
+    }
     if terminal.json:
         terminal.json_line(summary)
     else:

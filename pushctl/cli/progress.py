@@ -74,8 +74,9 @@ class SendProgress:
 
         async def refresh() -> None:
             while not stop.is_set():
-                progress.update(task, completed=self.done, rate=f"{self._rate():,.0f}",
-                                counts=self._counts_text())
+                progress.update(
+                    task, completed=self.done, rate=f"{self._rate():,.0f}", counts=self._counts_text()
+                )
                 progress.refresh()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.1)
@@ -87,8 +88,9 @@ class SendProgress:
             finally:
                 stop.set()
                 await refresher
-                progress.update(task, completed=self.done, rate=f"{self._rate():,.0f}",
-                                counts=self._counts_text())
+                progress.update(
+                    task, completed=self.done, rate=f"{self._rate():,.0f}", counts=self._counts_text()
+                )
                 progress.refresh()
 
 

@@ -132,8 +132,10 @@ def _sink(terminal: Terminal, progress: SendProgress, files: list[ResultFile | I
 def _present(state: State, report: CampaignReport, journal_path: Path, show: Show, limit: int) -> None:
     t = state.terminal
     if report.bad_row_count:
-        t.warn(f"{report.bad_row_count:,} bad audience rows skipped"
-               + "".join(f"\n  {row}" for row in report.bad_rows[:10]))
+        t.warn(
+            f"{report.bad_row_count:,} bad audience rows skipped"
+            + "".join(f"\n  {row}" for row in report.bad_rows[:10])
+        )
     if report.duplicates:
         t.info(f"{report.duplicates:,} duplicate tokens collapsed into one send each")
     stats = report.pipeline
@@ -147,47 +149,108 @@ def _present(state: State, report: CampaignReport, journal_path: Path, show: Sho
         write_summary(t, report.campaign)
         return
     with Journal(journal_path) as journal:
-        show_results(t, journal.results(report.campaign_id, failures_first=True), report.campaign,
-                     show=show, limit=limit, campaign_id=report.campaign_id)
+        show_results(
+            t,
+            journal.results(report.campaign_id, failures_first=True),
+            report.campaign,
+            show=show,
+            limit=limit,
+            campaign_id=report.campaign_id,
+        )
 
 
 def send(
     template: Annotated[Path, typer.Argument(help="YAML template.", show_default=False)],
-    audience: Annotated[str, typer.Option("--audience", "-a", help="Audience file (CSV, JSONL, text) or - for stdin.")],
-    fmt: Annotated[Fmt | None, typer.Option("--format", "-f", help="Audience format (default: by extension).")] = None,
-    on_bad_row: Annotated[BadRowMode, typer.Option(help="Stop at the first bad row, or skip and count it.")] = "fail",
-    emulator: Annotated[bool, typer.Option("--emulator", help="Send to the built-in emulator (sample credentials).")] = False,
-    emulator_state: Annotated[Path | None, typer.Option("--emulator-state", help="State dir for --emulator.")] = None,
-    dry_run_: Annotated[bool, typer.Option("--dry-run", help="Render and validate everything; send nothing.")] = False,
-    validate_only: Annotated[bool, typer.Option("--validate-only", help="FCM validate_only: checked, not delivered.")] = False,
-    campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="Campaign id (default: derived and printed).")] = None,
-    journal: Annotated[Path | None, typer.Option("--journal", envvar="PUSHCTL_JOURNAL", help="Journal database.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Continue a campaign although its template/audience changed.")] = False,
+    audience: Annotated[
+        str, typer.Option("--audience", "-a", help="Audience file (CSV, JSONL, text) or - for stdin.")
+    ],
+    fmt: Annotated[
+        Fmt | None, typer.Option("--format", "-f", help="Audience format (default: by extension).")
+    ] = None,
+    on_bad_row: Annotated[
+        BadRowMode, typer.Option(help="Stop at the first bad row, or skip and count it.")
+    ] = "fail",
+    emulator: Annotated[
+        bool, typer.Option("--emulator", help="Send to the built-in emulator (sample credentials).")
+    ] = False,
+    emulator_state: Annotated[
+        Path | None, typer.Option("--emulator-state", help="State dir for --emulator.")
+    ] = None,
+    dry_run_: Annotated[
+        bool, typer.Option("--dry-run", help="Render and validate everything; send nothing.")
+    ] = False,
+    validate_only: Annotated[
+        bool, typer.Option("--validate-only", help="FCM validate_only: checked, not delivered.")
+    ] = False,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", "-c", help="Campaign id (default: derived and printed).")
+    ] = None,
+    journal: Annotated[
+        Path | None, typer.Option("--journal", envvar="PUSHCTL_JOURNAL", help="Journal database.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Continue a campaign although its template/audience changed.")
+    ] = False,
     concurrency: Annotated[int | None, typer.Option(min=1, help="Requests in flight per provider.")] = None,
     rate: Annotated[float | None, typer.Option(min=0, help="At most N notifications per second.")] = None,
-    max_attempts: Annotated[int | None, typer.Option(min=1, help="Attempts per device (retries + 1).")] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(min=1, help="Attempts per device (retries + 1).")
+    ] = None,
     max_connections: Annotated[int, typer.Option(min=1, help="HTTP/2 connections per provider.")] = 4,
-    results: Annotated[Path | None, typer.Option("--results", help="Write per-device results (.csv or .jsonl) as they come.")] = None,
-    invalid_tokens: Annotated[Path | None, typer.Option("--invalid-tokens", help="Write the invalid tokens (prune list).")] = None,
+    results: Annotated[
+        Path | None, typer.Option("--results", help="Write per-device results (.csv or .jsonl) as they come.")
+    ] = None,
+    invalid_tokens: Annotated[
+        Path | None, typer.Option("--invalid-tokens", help="Write the invalid tokens (prune list).")
+    ] = None,
     show: Annotated[Show, typer.Option(help="Per-device rows in the final table.")] = "failures",
     limit: Annotated[int, typer.Option(min=0, help="At most N rows in the per-device table.")] = 50,
     where: Annotated[str | None, typer.Option("--where", help="Only rows matching this expression.")] = None,
-    suppress: Annotated[list[Path] | None, typer.Option("--suppress", help="Opt-out list (tokens / user ids); repeatable.")] = None,
-    skip_known_invalid: Annotated[bool, typer.Option(help="Skip tokens an earlier run found invalid.")] = False,
-    cap: Annotated[str | None, typer.Option("--cap", help="Frequency cap across campaigns, e.g. 3/24h.")] = None,
-    quiet_hours: Annotated[str | None, typer.Option("--quiet-hours", help="Defer devices inside e.g. 22:00-08:00 local.")] = None,
-    local_time: Annotated[str | None, typer.Option("--local-time", help="Deliver at HH:MM in each device's time zone.")] = None,
-    local_window: Annotated[str, typer.Option("--local-window", help="How long after the local slot a device is still due.")] = "1h",
-    default_timezone: Annotated[str | None, typer.Option("--default-timezone", help="Zone for rows without one.")] = None,
-    spread: Annotated[str | None, typer.Option("--spread", help="Spread the sends evenly over e.g. 30m.")] = None,
+    suppress: Annotated[
+        list[Path] | None, typer.Option("--suppress", help="Opt-out list (tokens / user ids); repeatable.")
+    ] = None,
+    skip_known_invalid: Annotated[
+        bool, typer.Option(help="Skip tokens an earlier run found invalid.")
+    ] = False,
+    cap: Annotated[
+        str | None, typer.Option("--cap", help="Frequency cap across campaigns, e.g. 3/24h.")
+    ] = None,
+    quiet_hours: Annotated[
+        str | None, typer.Option("--quiet-hours", help="Defer devices inside e.g. 22:00-08:00 local.")
+    ] = None,
+    local_time: Annotated[
+        str | None, typer.Option("--local-time", help="Deliver at HH:MM in each device's time zone.")
+    ] = None,
+    local_window: Annotated[
+        str, typer.Option("--local-window", help="How long after the local slot a device is still due.")
+    ] = "1h",
+    default_timezone: Annotated[
+        str | None, typer.Option("--default-timezone", help="Zone for rows without one.")
+    ] = None,
+    spread: Annotated[
+        str | None, typer.Option("--spread", help="Spread the sends evenly over e.g. 30m.")
+    ] = None,
     at: Annotated[str | None, typer.Option("--at", help="Start at this time (ISO 8601 with offset).")] = None,
     now: Annotated[bool, typer.Option("--now", help="With --at in the past: send now anyway.")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="With --local-time/--quiet-hours: keep running until every device is sent.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="With --local-time/--quiet-hours: keep running until every device is sent."
+        ),
+    ] = False,
 ) -> None:
     state = get_state()
-    o = dict(where=where, suppress=suppress or [], skip_known_invalid=skip_known_invalid, cap=cap,
-             quiet_hours=quiet_hours, local_time=local_time, local_window=local_window,
-             default_timezone=default_timezone, validate_only=validate_only)
+    o = dict(
+        where=where,
+        suppress=suppress or [],
+        skip_known_invalid=skip_known_invalid,
+        cap=cap,
+        quiet_hours=quiet_hours,
+        local_time=local_time,
+        local_window=local_window,
+        default_timezone=default_timezone,
+        validate_only=validate_only,
+    )
     at_time = parse_at(at) if at else None
     check_start_time(at_time, allow_past=now)
     with contextlib.ExitStack() as stack:
@@ -199,26 +262,43 @@ def send(
             journal_path = journal or profile.sender.journal or default_journal_file()
         controls = _controls(profile, o, template)
         if dry_run_:
-            raise typer.Exit(dry_run(state.terminal, template, audience, fmt, on_bad_row, profile, controls,
-                                     validate_only))
+            raise typer.Exit(
+                dry_run(state.terminal, template, audience, fmt, on_bad_row, profile, controls, validate_only)
+            )
         total = _count_rows(audience)
         spread_rate = None
         if spread:
             window = parse_duration(spread, field="--spread")
             if total is None:
-                raise InputError("--spread needs an audience file, not stdin", field="--spread",
-                                 hint="pace a stream with --rate")
+                raise InputError(
+                    "--spread needs an audience file, not stdin",
+                    field="--spread",
+                    hint="pace a stream with --rate",
+                )
             spread_rate = max(total, 1) / max(window.total_seconds(), 1.0)
-        send_rate = min(r for r in (rate, spread_rate, profile.sender.rate) if r) if (
-            rate or spread_rate or profile.sender.rate) else None
+        send_rate = (
+            min(r for r in (rate, spread_rate, profile.sender.rate) if r)
+            if (rate or spread_rate or profile.sender.rate)
+            else None
+        )
         attempts = max_attempts or profile.sender.max_attempts
         conc = concurrency or profile.sender.concurrency
-        options = SendOptions(concurrency={"apns": conc, "fcm": conc} if conc else {}, rate=send_rate,
-                              max_attempts=attempts)
+        options = SendOptions(
+            concurrency={"apns": conc, "fcm": conc} if conc else {}, rate=send_rate, max_attempts=attempts
+        )
         spec = CampaignSpec(
-            template=template, audience=audience, profile=profile, journal_path=journal_path,
-            audience_format=fmt, on_bad_row=on_bad_row, campaign_id=campaign, force=force, send=options,
-            validate_only=validate_only, max_connections=max_connections, controls=controls,
+            template=template,
+            audience=audience,
+            profile=profile,
+            journal_path=journal_path,
+            audience_format=fmt,
+            on_bad_row=on_bad_row,
+            campaign_id=campaign,
+            force=force,
+            send=options,
+            validate_only=validate_only,
+            max_connections=max_connections,
+            controls=controls,
             identity=_identity(o),
         )
         files: list[ResultFile | InvalidTokenFile] = []
@@ -232,8 +312,14 @@ def send(
     raise typer.Exit(int(exit_code))
 
 
-async def _run(state: State, spec: CampaignSpec, files: list[ResultFile | InvalidTokenFile], total: int | None,
-               at_time: Any, wait: bool) -> tuple[CampaignReport, ExitCode]:
+async def _run(
+    state: State,
+    spec: CampaignSpec,
+    files: list[ResultFile | InvalidTokenFile],
+    total: int | None,
+    at_time: Any,
+    wait: bool,
+) -> tuple[CampaignReport, ExitCode]:
     t = state.terminal
     if at_time is not None:
         await countdown(t, at_time, clock.now)
@@ -259,4 +345,3 @@ async def _run(state: State, spec: CampaignSpec, files: list[ResultFile | Invali
 def register(app: typer.Typer) -> None:
     """Add `pushctl send`."""
     app.command("send", help=HELP)(send)
-

@@ -158,13 +158,21 @@ def _reason(body: bytes) -> str:
     return str(data.get("reason", "")) if isinstance(data, dict) else ""
 
 
-def create(profile: Profile, *, max_connections: int = 4, password: Callable[[], bytes | None] | None = None,
-           **_: Any) -> ApnsProvider:
+def create(
+    profile: Profile,
+    *,
+    max_connections: int = 4,
+    password: Callable[[], bytes | None] | None = None,
+    **_: Any,
+) -> ApnsProvider:
     """Build the APNs provider from a profile (loads and checks its credentials)."""
     settings = profile.apns
     if not settings.topic:
-        raise ConfigError("no APNs topic (bundle id) in the profile", field="apns.topic",
-                          hint="pushctl config set apns.topic com.example.app")
+        raise ConfigError(
+            "no APNs topic (bundle id) in the profile",
+            field="apns.topic",
+            hint="pushctl config set apns.topic com.example.app",
+        )
     key = cert = None
     if settings.key_file is not None:
         key = load_apns_key(settings.key_file, settings.key_id, settings.team_id)
@@ -173,10 +181,15 @@ def create(profile: Profile, *, max_connections: int = 4, password: Callable[[],
         cert = load_apns_certificate(settings.cert_file, key_path=settings.cert_key_file, password=secret)
     else:
         raise ConfigError(
-            "the profile has no APNs credentials", field="apns.key_file",
+            "the profile has no APNs credentials",
+            field="apns.key_file",
             hint="set apns.key_file/key_id/team_id (token auth) or apns.cert_file",
         )
     return ApnsProvider(
-        settings.url, topic=settings.topic, key=key, certificate=cert, ca_file=profile.ca_file,
+        settings.url,
+        topic=settings.topic,
+        key=key,
+        certificate=cert,
+        ca_file=profile.ca_file,
         max_connections=max_connections,
     )

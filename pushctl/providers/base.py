@@ -21,7 +21,9 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from pushctl.errors import PayloadError
 from pushctl.model import Device, Platform
+from pushctl.outcome import Outcome, Result
 
 
 class AttemptKind(StrEnum):
@@ -85,6 +87,32 @@ class Provider(Protocol):
     async def close(self) -> None:
         """Release connections; safe to call twice."""
         ...
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """One device, with the request its provider prepared for it."""
+
+    device: Device
+    provider: str
+    request: Any
+    variant: str = ""
+
+
+def prepare_item(
+    provider: Provider, device: Device, notification: Any, *, collapse_id: str | None = None,
+    variant: str = "",
+) -> WorkItem | Result:
+    """Build the item for one device, or its REJECTED result when the payload breaks a rule.
+
+    A PayloadError is a per-device outcome (the run goes on), not a run-wide error.
+    """
+    try:
+        request = provider.prepare(device, notification, collapse_id=collapse_id)
+    except PayloadError as exc:
+        return Result(device.token, device.platform, Outcome.REJECTED, exc.message, variant=variant,
+                      line=device.line)
+    return WorkItem(device, provider.name, request, variant)
 
 
 @asynccontextmanager

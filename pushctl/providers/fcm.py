@@ -67,8 +67,12 @@ class AccessTokens:
             "iat": now,
             "exp": now + 3600,
         }
-        return jwt.encode(claims, self._account.private_key, algorithm="RS256",
-                          headers={"kid": self._account.private_key_id})
+        return jwt.encode(
+            claims,
+            self._account.private_key,
+            algorithm="RS256",
+            headers={"kid": self._account.private_key_id},
+        )
 
     async def get(self) -> str:
         """A valid access token (fetched when missing or about to expire)."""
@@ -87,12 +91,14 @@ class AccessTokens:
     async def _fetch(self) -> None:
         form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": self._assertion()}
         try:
-            async with httpx.AsyncClient(http2=True, verify=verifying_context(self._ca_file),
-                                         timeout=self._timeout) as client:
+            async with httpx.AsyncClient(
+                http2=True, verify=verifying_context(self._ca_file), timeout=self._timeout
+            ) as client:
                 response = await client.post(self._token_uri, data=form)
         except httpx.HTTPError as exc:
-            raise ProviderUnavailable(f"cannot reach the OAuth token endpoint {self._token_uri}: "
-                                      f"{type(exc).__name__}") from None
+            raise ProviderUnavailable(
+                f"cannot reach the OAuth token endpoint {self._token_uri}: {type(exc).__name__}"
+            ) from None
         try:
             data = response.json()
         except ValueError:
@@ -142,12 +148,21 @@ class FcmProvider:
     async def start(self) -> None:
         # The token first: a refused service account stops the campaign before any send.
         await self.tokens.get()
-        self._pool = H2Pool(self.url, ssl_context=make_ssl_context(ca_file=self._ca_file),
-                            max_connections=self._max_connections)
+        self._pool = H2Pool(
+            self.url,
+            ssl_context=make_ssl_context(ca_file=self._ca_file),
+            max_connections=self._max_connections,
+        )
 
     def prepare(self, device: Device, notification: Notification, *, collapse_id: str | None) -> FcmRequest:
-        return build_fcm(notification, device.token, platform=device.platform, validate_only=self.validate_only,
-                         default_collapse_key=collapse_id, where=device.where)
+        return build_fcm(
+            notification,
+            device.token,
+            platform=device.platform,
+            validate_only=self.validate_only,
+            default_collapse_key=collapse_id,
+            where=device.where,
+        )
 
     async def send(self, request: FcmRequest) -> Attempt:
         pool = self._pool
@@ -158,7 +173,10 @@ class FcmProvider:
         except AuthRefused as exc:
             return Attempt(AttemptKind.AUTH_FAILED, None, exc.message)
         for refresh in (True, False):
-            headers = [("authorization", f"Bearer {token}"), ("content-type", "application/json; charset=UTF-8")]
+            headers = [
+                ("authorization", f"Bearer {token}"),
+                ("content-type", "application/json; charset=UTF-8"),
+            ]
             try:
                 response = await pool.request("POST", self._path, headers, request.body)
             except ConnectionLost as exc:
@@ -206,14 +224,25 @@ def _error(body: bytes) -> tuple[str | None, str, str]:
     return code, str(error.get("status", "")), str(error.get("message", ""))
 
 
-def create(profile: Profile, *, max_connections: int = 4, validate_only: bool = False, **_: Any) -> FcmProvider:
+def create(
+    profile: Profile, *, max_connections: int = 4, validate_only: bool = False, **_: Any
+) -> FcmProvider:
     """Build the FCM provider from a profile (loads and checks the service account)."""
     settings = profile.fcm
     if settings.service_account is None:
-        raise ConfigError("the profile has no FCM service account", field="fcm.service_account",
-                          hint="pushctl config set fcm.service_account /path/to/service-account.json")
+        raise ConfigError(
+            "the profile has no FCM service account",
+            field="fcm.service_account",
+            hint="pushctl config set fcm.service_account /path/to/service-account.json",
+        )
     account = load_service_account(settings.service_account)
     token_uri = settings.token_uri or account.token_uri
     tokens = AccessTokens(account, token_uri, ca_file=profile.ca_file)
-    return FcmProvider(settings.url, project_id=account.project_id, tokens=tokens, ca_file=profile.ca_file,
-                       validate_only=validate_only, max_connections=max_connections)
+    return FcmProvider(
+        settings.url,
+        project_id=account.project_id,
+        tokens=tokens,
+        ca_file=profile.ca_file,
+        validate_only=validate_only,
+        max_connections=max_connections,
+    )
