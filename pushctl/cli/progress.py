@@ -11,17 +11,8 @@ from datetime import datetime
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pushctl.cli.console import Terminal
+from pushctl.cli.results_view import OUTCOME_STYLES
 from pushctl.outcome import Outcome
-
-_STYLE = {
-    Outcome.DELIVERED: "green",
-    Outcome.INVALID_TOKEN: "yellow",
-    Outcome.REJECTED: "red",
-    Outcome.FAILED: "red",
-    Outcome.AUTH_FAILED: "bold red",
-    Outcome.SKIPPED: "dim",
-    Outcome.DEFERRED: "cyan",
-}
 
 
 class SendProgress:
@@ -45,7 +36,7 @@ class SendProgress:
         for outcome in Outcome:
             n = self.counts.get(str(outcome), 0)
             if n:
-                parts.append(f"[{_STYLE[outcome]}]{outcome}: {n:,}[/]")
+                parts.append(f"[{OUTCOME_STYLES[outcome]}]{outcome}: {n:,}[/]")
         return "  ".join(parts)
 
     def _rate(self) -> float:

@@ -22,6 +22,7 @@ from pushctl.errors import InputError
 from pushctl.journal import Journal
 from pushctl.outcome import Outcome
 from pushctl.paths import default_journal_file
+from pushctl.result_files import RESULT_FIELDS
 
 runs_app = typer.Typer(
     name="runs",
@@ -48,18 +49,7 @@ class ExportFormat(StrEnum):
     JSONL = "jsonl"
 
 
-EXPORT_COLUMNS = (
-    "token",
-    "platform",
-    "outcome",
-    "reason",
-    "status",
-    "attempts",
-    "latency_ms",
-    "provider_id",
-    "variant",
-    "line",
-)
+EXPORT_COLUMNS = RESULT_FIELDS
 _COUNT_COLUMNS = ("devices", "delivered", "invalid", "failed", "other")
 
 
