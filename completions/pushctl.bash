@@ -34,7 +34,7 @@ _pushctl_options() {
         "config set") echo "" ;;
         "config show") echo "" ;;
         "credentials") echo "" ;;
-        "credentials check") echo "" ;;
+        "credentials check") echo "--online" ;;
         "emulator") echo "" ;;
         "emulator inbox") echo "--state-dir --token -t" ;;
         "emulator issue-cert") echo "--environment --out-dir --state-dir" ;;
@@ -47,7 +47,7 @@ _pushctl_options() {
         "runs show") echo "--journal --limit --show" ;;
         "send") echo "--at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where -a -c -f" ;;
         "tokens") echo "" ;;
-        "tokens check") echo "--format --prune-list -f" ;;
+        "tokens check") echo "--apns-probe --concurrency --emulator --format --online --prune-list --rate -f" ;;
     esac
 }
 complete -o default -F _pushctl_complete pushctl

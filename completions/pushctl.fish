@@ -26,7 +26,8 @@ complete -c pushctl -n '__fish_seen_subcommand_from config' -a set -d 'Set one k
 complete -c pushctl -n '__fish_seen_subcommand_from config' -a show -d 'Print the resolved profile (file + environment), with every secret redacted.'
 complete -c pushctl -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from init' -l force -d 'Overwrite an existing file'
 complete -c pushctl -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from set' -F
-complete -c pushctl -n '__fish_seen_subcommand_from credentials' -a check -d 'Check the profile\'s credential files offline (exit 0 all ok, 3 if any check failed).'
+complete -c pushctl -n '__fish_seen_subcommand_from credentials' -a check -d 'Check the profile\'s credentials: files offline, and with --online against APNs / FCM.'
+complete -c pushctl -n '__fish_seen_subcommand_from credentials && __fish_seen_subcommand_from check' -l online -d 'Also prove each credential against the service: FCM issues an access token; APNs gets one push to a token no device has (BadDeviceToken proves key, topic and environment)'
 complete -c pushctl -n '__fish_seen_subcommand_from emulator' -a inbox -d 'Show what a running emulator\'s devices received (counts, or one token\'s notifications).'
 complete -c pushctl -n '__fish_seen_subcommand_from emulator' -a issue-cert -d 'Issue an APNs client certificate signed by the emulator\'s CA (for certificate auth).'
 complete -c pushctl -n '__fish_seen_subcommand_from emulator' -a run -d 'Run the emulator in the foreground until Ctrl-C.'
@@ -110,8 +111,13 @@ complete -c pushctl -n '__fish_seen_subcommand_from send' -s a -d 'Audience file
 complete -c pushctl -n '__fish_seen_subcommand_from send' -s c -d 'Campaign id (default: derived and printed)'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -s f -d 'Audience format (default: by extension)'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -F
-complete -c pushctl -n '__fish_seen_subcommand_from tokens' -a check -d 'Check an audience offline: malformed, duplicate, wrong-platform and odd-length tokens.'
+complete -c pushctl -n '__fish_seen_subcommand_from tokens' -a check -d 'Check an audience\'s device tokens: offline, and with --online against APNs / FCM.'
+complete -c pushctl -n '__fish_seen_subcommand_from tokens && __fish_seen_subcommand_from check' -l apns-probe -d 'With --online: send each APNs token a real silent background push (APNs has no dry run)'
+complete -c pushctl -n '__fish_seen_subcommand_from tokens && __fish_seen_subcommand_from check' -l concurrency -d 'With --online: checks in flight per provider'
+complete -c pushctl -n '__fish_seen_subcommand_from tokens && __fish_seen_subcommand_from check' -l emulator -d 'With --online: check against the built-in emulator'
 complete -c pushctl -n '__fish_seen_subcommand_from tokens && __fish_seen_subcommand_from check' -l format -d 'Audience format (default: by extension; sniffed for stdin)'
+complete -c pushctl -n '__fish_seen_subcommand_from tokens && __fish_seen_subcommand_from check' -l online -d 'Also ask FCM (validate_only) about every token that passed offline; APNs tokens are not checked online (APNs has no dry run; use --apns-probe, which sends a real silent push)'
 complete -c pushctl -n '__fish_seen_subcommand_from tokens && __fish_seen_subcommand_from check' -l prune-list -d 'Write invalid tokens to this CSV (duplicates are not listed)'
+complete -c pushctl -n '__fish_seen_subcommand_from tokens && __fish_seen_subcommand_from check' -l rate -d 'With --online: at most N checks per second'
 complete -c pushctl -n '__fish_seen_subcommand_from tokens && __fish_seen_subcommand_from check' -s f -d 'Audience format (default: by extension; sniffed for stdin)'
 complete -c pushctl -n '__fish_seen_subcommand_from tokens && __fish_seen_subcommand_from check' -F

@@ -15,6 +15,13 @@ would cost an fsync per batch on the event loop.
 
 Writes never limit throughput: results are buffered and written with ``executemany`` in one
 transaction per batch (≥ 500 rows or every 0.2 s), a few milliseconds each.
+
+The price of batching, after ``kill -9``: the devices sent twice on the wire (invisibly: same
+collapse id) are those still in flight in the journal that had reached the provider, that is at
+most the requests in flight (the sender's concurrency) plus the results not yet written (under
+``FLUSH_ROWS``; the pipeline's ``mark_inflight`` writes them every chunk too). A graceful stop
+(Ctrl-C, SIGTERM) writes every answer, so its resume sends no device twice.
+(tests/test_resume_kill.py and tests/test_resume_interrupt.py measure both.)
 """
 
 from __future__ import annotations

@@ -27,3 +27,16 @@ def isolated_dirs(
 @pytest.fixture
 def samples() -> Path:
     return SAMPLES
+
+
+@pytest.fixture
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A running in-process emulator (APNs + FCM on free loopback ports, its own CA and state dir).
+
+    Yields a :class:`pushctl.emulator.Emulator`; tests needing options build their own
+    ``Emulator(tmp_path, **options)`` instead.
+    """
+    from pushctl.emulator import Emulator
+
+    with Emulator(tmp_path_factory.mktemp("emulator")) as emu:
+        yield emu

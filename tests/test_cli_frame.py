@@ -31,3 +31,30 @@ def test_unknown_option_is_usage_error() -> None:
     assert proc.returncode == ExitCode.USAGE
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_global_options_may_follow_the_subcommand(tmp_path: object) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["render", "samples/templates/welcome.yaml", "--audience", "samples/audience.csv", "--row", "1",
+         "--output", "json", "-q"],
+    )
+    assert result.exit_code == 0, result.stderr
+    line = result.stdout.strip().splitlines()[0]
+    import json
+
+    assert json.loads(line)["line"] == 2
+    assert result.stderr == ""
+
+
+def test_hoisting_leaves_arguments_after_double_dash_alone() -> None:
+    import typer
+
+    from pushctl.cli.app import hoist_global_options
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    ctx = typer.Context(group)
+    assert hoist_global_options(group, ctx, ["runs", "list", "--output", "json"]) == [
+        "--output", "json", "runs", "list"]
+    assert hoist_global_options(group, ctx, ["runs", "--", "--output"]) == ["runs", "--", "--output"]

@@ -24,6 +24,9 @@ EPILOG = "Exit codes:\n\n\b\n" + exit_code_table()
 class PushctlGroup(TyperGroup):
     """Root group: turns every error raised by a command into an exit code and one line."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(self, ctx, args))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -49,6 +52,56 @@ class PushctlGroup(TyperGroup):
                 f"internal error: {type(exc).__name__}: {exc} (run again with --debug for a traceback)"
             )
             raise click.exceptions.Exit(int(ExitCode.UNAVAILABLE)) from None
+
+
+def _subcommand_flags(group: click.Group, ctx: click.Context) -> set[str]:
+    flags: set[str] = set()
+    stack: list[click.Command] = [group]
+    while stack:
+        command = stack.pop()
+        if command is not group:
+            for param in command.params:
+                flags.update(getattr(param, "opts", ()))
+                flags.update(getattr(param, "secondary_opts", ()))
+        if isinstance(command, click.Group):
+            stack.extend(c for name in command.list_commands(ctx) if (c := command.get_command(ctx, name)))
+    return flags
+
+
+def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """Let global options follow the subcommand too (``pushctl runs show ID --output json``).
+
+    Global options a subcommand does not define itself are moved in front of the subcommand;
+    everything after ``--`` is left alone.
+    """
+    owned = _subcommand_flags(group, ctx)
+    takes_value: dict[str, bool] = {}
+    for param in group.params:
+        if isinstance(param, click.Option):
+            for opt in param.opts:
+                if opt not in owned and opt not in ("--help", "-h", "--version"):
+                    takes_value[opt] = not (param.is_flag or param.count)
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    seen_command = False
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if seen_command and name in takes_value:
+            front.append(arg)
+            if takes_value[name] and "=" not in arg and i + 1 < len(args):
+                front.append(args[i + 1])
+                i += 1
+        else:
+            if not arg.startswith("-"):
+                seen_command = True
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 def _report(state: State, exc: PushctlError) -> None:

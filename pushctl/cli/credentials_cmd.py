@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Callable
+from typing import Annotated
 
 import click
 import typer
@@ -38,8 +40,20 @@ def password_source(profile: Profile, terminal: Terminal) -> Callable[[], bytes 
 
 
 @credentials_app.command("check")
-def check() -> None:
-    """Check the profile's credential files offline (exit 0 all ok, 3 if any check failed)."""
+def check(
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Also prove each credential against the service: FCM issues an access token; APNs gets "
+            "one push to a token no device has (BadDeviceToken proves key, topic and environment).",
+        ),
+    ] = False,
+) -> None:
+    """Check the profile's credentials: files offline, and with --online against APNs / FCM.
+
+    Exits 0 when every check passed, 3 if any failed (4 if a service could not be reached).
+    """
     state = get_state()
     profile = resolve_profile(state.config_path, state.profile)
     if not profile.apns.configured and not profile.fcm.configured:
@@ -49,11 +63,39 @@ def check() -> None:
             hint="run `pushctl config init`, then `pushctl config set apns.key_file ...` "
             "or `pushctl config set fcm.service_account ...`",
         )
-    checks = check_offline(profile, password=password_source(profile, state.terminal))
-    # An --online flag adds its rows here (token request / dry run), same CredentialCheck type.
+    password = _once(password_source(profile, state.terminal))
+    checks = check_offline(profile, password=password)
+    unreachable_only = False
+    if online:
+        from pushctl.credential_online import check_online
+
+        # A credential that failed offline cannot be proven online: say so once, do not retry it.
+        skip = frozenset(c.provider for c in checks if not c.ok and c.provider in ("apns", "fcm"))
+        for name in sorted(skip):
+            state.terminal.info(f"{name}: not checked online until the offline check passes")
+        rows = asyncio.run(check_online(profile, password=password, skip=skip))
+        failed_online = [r for r in rows if not r.ok]
+        unreachable_only = (
+            all(c.ok for c in checks) and bool(failed_online) and all(r.unreachable for r in failed_online)
+        )
+        checks = [*checks, *rows]
     report(state.terminal, profile, checks)
+    if unreachable_only:
+        raise click.exceptions.Exit(int(ExitCode.UNAVAILABLE))
     if not all(c.ok for c in checks):
         raise click.exceptions.Exit(int(ExitCode.AUTH))
+
+
+def _once(source: Callable[[], bytes | None]) -> Callable[[], bytes | None]:
+    """Ask for the certificate password at most once (offline and online checks both need it)."""
+    cache: list[bytes | None] = []
+
+    def get() -> bytes | None:
+        if not cache:
+            cache.append(source())
+        return cache[0]
+
+    return get
 
 
 def report(terminal: Terminal, profile: Profile, checks: list[CredentialCheck]) -> None:

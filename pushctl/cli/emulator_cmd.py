@@ -80,7 +80,8 @@ def run(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    # Installed explicitly: a shell starts background jobs with SIGINT ignored.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         profile = (
             None
@@ -119,9 +120,11 @@ def run(
             term.print(curl)
         term.info("emulator running; press Ctrl-C to stop")
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop: exit 0
-            stop.wait()
+            while not stop.wait(0.5):
+                pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         emu.stop()
     term.info("emulator stopped")
 

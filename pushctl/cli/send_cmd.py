@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +30,7 @@ from pushctl.schedule import Cap, LocalTimeSlot, QuietHours, bad_zone_reason, pa
 from pushctl.segment import Segment
 from pushctl.sender import Event, Sender, SendOptions
 from pushctl.suppression import SuppressionList
+from pushctl.transport.loop import run as run_loop
 
 Show = Literal["all", "failures", "none"]
 Fmt = Literal["csv", "jsonl", "text"]
@@ -276,6 +277,10 @@ def send(
                     hint="pace a stream with --rate",
                 )
             spread_rate = max(total, 1) / max(window.total_seconds(), 1.0)
+            state.terminal.info(
+                f"--spread {spread}: {total:,} devices at {spread_rate:.3g}/s "
+                f"(one every {1 / spread_rate:.3g} s)"
+            )
         send_rate = (
             min(r for r in (rate, spread_rate, profile.sender.rate) if r)
             if (rate or spread_rate or profile.sender.rate)
@@ -306,7 +311,7 @@ def send(
             files.append(stack.enter_context(contextlib.closing(ResultFile(results))))
         if invalid_tokens:
             files.append(stack.enter_context(contextlib.closing(InvalidTokenFile(invalid_tokens))))
-        code = asyncio.run(_run(state, spec, files, total, at_time, wait))
+        code = run_loop(_run(state, spec, files, total, at_time, wait))
         report, exit_code = code
         _present(state, report, journal_path, show, limit)
     raise typer.Exit(int(exit_code))
@@ -322,7 +327,7 @@ async def _run(
 ) -> tuple[CampaignReport, ExitCode]:
     t = state.terminal
     if at_time is not None:
-        await countdown(t, at_time, clock.now)
+        await _wait_until(t, at_time)
     while True:
         progress = SendProgress(t, total)
         async with progress.live():
@@ -332,7 +337,7 @@ async def _run(
             break
         until = min(pending.values())
         t.info(f"waiting until {until.isoformat()} for deferred devices (--wait)")
-        await countdown(t, until, clock.now)
+        await _wait_until(t, until)
         # Real waiting only makes sense with a real clock; a pinned PUSHCTL_NOW would loop.
         if clock.now() < until:
             break
@@ -340,6 +345,14 @@ async def _run(
     # still reports the invalid tokens it found earlier), stopped or not.
     report.campaign.stopped_reason = report.stopped_reason
     return report, report.campaign.exit_code()
+
+
+async def _wait_until(t: Terminal, until: Any) -> None:
+    """Count down to ``until``; with a pinned ``PUSHCTL_NOW`` the clock never gets there, so don't wait."""
+    if os.environ.get(clock.ENV_VAR) and clock.now() < until:
+        t.warn(f"{clock.ENV_VAR} is fixed at {clock.now().isoformat()}: not waiting until {until.isoformat()}")
+        return
+    await countdown(t, until, clock.now)
 
 
 def register(app: typer.Typer) -> None:

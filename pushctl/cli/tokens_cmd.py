@@ -1,16 +1,23 @@
-"""`pushctl tokens`: offline checks of an audience's device tokens."""
+"""`pushctl tokens`: offline and online checks of an audience's device tokens."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from pushctl.cli.console import Terminal
-from pushctl.cli.state import get_state
-from pushctl.errors import ExitCode
+from pushctl.cli.state import State, get_state
+from pushctl.errors import AuthRefused, ExitCode, InputError
 from pushctl.tokencheck import TokenFinding, TokenReport, check_audience
+from pushctl.tokencheck_online import APNS_NOT_CHECKED
+
+if TYPE_CHECKING:
+    from pushctl.config import Profile
+    from pushctl.tokencheck_online import OnlineReport
 
 TABLE_LIMIT = 50
 
@@ -27,7 +34,27 @@ def shorten(token: str, keep: int = 4) -> str:
     return token if len(token) <= 2 * keep + 1 else f"{token[:keep]}…{token[-keep:]}"
 
 
-@tokens_app.command("check")
+CHECK_HELP = f"""Check an audience's device tokens: offline, and with --online against APNs / FCM.
+
+Offline: malformed, duplicate, wrong-platform and odd-length tokens (nothing is sent).
+
+--online then checks every token that passed: FCM tokens with a validate_only message (FCM's
+dry run: nothing is delivered). APNs tokens are {APNS_NOT_CHECKED}.
+With --apns-probe each APNs token gets a silent background push (content-available, no alert,
+priority 5): a real push, answered Unregistered / BadDeviceToken / DeviceTokenNotForTopic when
+the token is not valid. Token checks are not journaled.
+
+Exits 1 when any token is invalid (malformed, wrong platform, or refused online) or could not
+be checked, 3 when the service refused the credentials; duplicates and warnings alone exit 0.
+
+Try it on the built-in emulator:
+
+\b
+  pushctl tokens check samples/audience-check.csv --online --apns-probe --emulator
+"""
+
+
+@tokens_app.command("check", help=CHECK_HELP)
 def check(
     audience: Annotated[str, typer.Argument(help="Audience file (CSV, JSONL or text), or - for stdin.")],
     fmt: Annotated[
@@ -38,23 +65,181 @@ def check(
         Path | None,
         typer.Option("--prune-list", help="Write invalid tokens to this CSV (duplicates are not listed)."),
     ] = None,
+    online: Annotated[
+        bool,
+        typer.Option("--online", help="Also ask FCM (validate_only) about every token that passed offline; "
+                     f"APNs tokens are {APNS_NOT_CHECKED}."),
+    ] = False,
+    apns_probe: Annotated[
+        bool,
+        typer.Option("--apns-probe", help="With --online: send each APNs token a real silent background push "
+                     "(APNs has no dry run)."),
+    ] = False,
+    rate: Annotated[
+        float | None, typer.Option(min=0, help="With --online: at most N checks per second.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="With --online: checks in flight per provider.")
+    ] = None,
+    emulator: Annotated[
+        bool, typer.Option("--emulator", help="With --online: check against the built-in emulator.")
+    ] = False,
 ) -> None:
-    """Check an audience offline: malformed, duplicate, wrong-platform and odd-length tokens.
+    state = get_state()
+    terminal = state.terminal
+    if not online:
+        for given, name in ((apns_probe, "--apns-probe"), (emulator, "--emulator"),
+                            (rate is not None, "--rate"), (concurrency is not None, "--concurrency")):
+            if given:
+                raise InputError(f"{name} needs --online", field=name, hint="add --online")
+        on_finding = (lambda f: terminal.json_line(f.to_dict())) if terminal.json else None
+        report = check_audience(audience, fmt=fmt, prune_list=prune_list, on_finding=on_finding)
+        if terminal.json:
+            terminal.json_line(report.summary())
+        else:
+            _print_tables(terminal, report)
+        if report.prune_list:
+            terminal.info(f"{report.pruned} invalid token(s) written to {report.prune_list}")
+        if not report.valid:
+            raise typer.Exit(int(ExitCode.PARTIAL))
+        return
+    with contextlib.ExitStack() as stack:
+        if emulator:
+            from pushctl.cli.send_cmd import _emulator_profile
 
-    Exits 1 when any token is invalid (malformed or wrong platform); duplicates and
-    warnings alone exit 0.
-    """
-    terminal = get_state().terminal
-    on_finding = (lambda f: terminal.json_line(f.to_dict())) if terminal.json else None
-    report = check_audience(audience, fmt=fmt, prune_list=prune_list, on_finding=on_finding)
+            profile, _scratch = stack.enter_context(_emulator_profile(None))
+        else:
+            from pushctl.config import resolve_profile
+
+            profile = resolve_profile(state.config_path, state.profile)
+        online_report = asyncio.run(
+            _check_online(state, profile, audience, fmt, prune_list, apns_probe, rate, concurrency)
+        )
+    _present_online(terminal, online_report)
+    if online_report.auth_failure:
+        raise AuthRefused(
+            f"{online_report.auth_failure}; no further tokens were checked",
+            hint="run `pushctl credentials check --online` to see what to fix",
+        )
+    if not online_report.ok:
+        raise typer.Exit(int(ExitCode.PARTIAL))
+
+
+def _count_rows(audience: str, fmt: str | None) -> int | None:
+    """Rows in an audience file, for the progress bar (None for stdin)."""
+    if audience == "-":
+        return None
+    path = Path(audience)
+    lines = 0
+    with contextlib.suppress(OSError), path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+    if fmt == "csv" or (fmt is None and path.suffix.lower() == ".csv"):
+        lines -= 1
+    return max(lines, 0)
+
+
+async def _check_online(
+    state: State,
+    profile: Profile,
+    audience: str,
+    fmt: Literal["csv", "jsonl", "text"] | None,
+    prune_list: Path | None,
+    apns_probe: bool,
+    rate: float | None,
+    concurrency: int | None,
+) -> OnlineReport:
+    from pushctl.cli.credentials_cmd import password_source
+    from pushctl.cli.progress import SendProgress
+    from pushctl.sender import Event, SendOptions
+    from pushctl.tokencheck_online import Finding, check_audience_online, finding_dict
+
+    terminal = state.terminal
+    conc = concurrency or profile.sender.concurrency
+    send_rate = rate if rate is not None else profile.sender.rate
+    options = SendOptions(
+        concurrency={"apns": conc, "fcm": conc} if conc else {},
+        rate=send_rate or None,
+        max_attempts=profile.sender.max_attempts,
+    )
+
+    def on_finding(finding: Finding) -> None:
+        terminal.json_line(finding_dict(finding))
+
+    def on_event(event: Event) -> None:
+        if event.kind == "warning":
+            terminal.warn(event.message)
+        elif event.kind == "auth_stop":
+            terminal.error(event.message)
+        else:
+            terminal.info(event.message)
+
+    progress = SendProgress(terminal, _count_rows(audience, fmt) if terminal.interactive else None)
+    async with progress.live():
+        return await check_audience_online(
+            audience,
+            profile,
+            fmt=fmt,
+            apns_probe=apns_probe,
+            send=options,
+            password=password_source(profile, terminal),
+            prune_list=prune_list,
+            on_finding=on_finding if terminal.json else None,
+            on_settled=progress.add,
+            on_event=on_event,
+        )
+
+
+def _present_online(terminal: Terminal, report: OnlineReport) -> None:
+    from pushctl.tokencheck_online import NOT_CHECKED_REASONS, OnlineFinding, finding_dict
+
+    offline = report.offline
     if terminal.json:
         terminal.json_line(report.summary())
     else:
-        _print_tables(terminal, report)
-    if report.prune_list:
-        terminal.info(f"{report.pruned} invalid token(s) written to {report.prune_list}")
-    if not report.valid:
-        raise typer.Exit(int(ExitCode.PARTIAL))
+        # Offline findings first, then the services' answers, each in line order.
+        ordered = sorted(report.findings, key=lambda f: (isinstance(f, OnlineFinding), f.line))
+        shown = ordered[:TABLE_LIMIT]
+        if shown:
+            caption = None
+            if report.findings_total > len(shown):
+                caption = f"first {len(shown)} of {report.findings_total} findings; use --output json for all"
+            rows = []
+            for f in shown:
+                d = finding_dict(f)
+                verdict = "invalid" if f.invalid else "not checked" if d["check"] == "online" else "warning"
+                rows.append((f.line or "", shorten(f.token), f.platform or "", d["check"], verdict,
+                             d["reason"], f.message))
+            terminal.table(["line", "token", "platform", "check", "verdict", "reason", "message"], rows,
+                           title=f"Findings in {offline.source}", caption=caption)
+        summary: list[tuple[str, object]] = [
+            ("rows", offline.rows),
+            ("devices (well-formed, unique)", offline.devices),
+            *((f"  {name}", count) for name, count in offline.platforms.items() if count),
+            ("invalid tokens", report.invalid),
+            ("  found offline", offline.invalid),
+            ("  found online", report.invalid_online),
+            *((f"    {reason}", n) for reason, n in sorted(report.reasons.items())),
+            *((name, n) for name, n in offline.counts.items() if n),
+            ("checked online", report.checked),
+            ("  valid", report.valid),
+            *((label, n) for label, n in (("  check refused (rejected)", report.rejected),
+                                          ("  no verdict (failed)", report.failed)) if n),
+            *((NOT_CHECKED_REASONS.get(key, key), n) for key, n in report.not_checked.items()),
+        ]
+        terminal.table(["", "count"], summary, title="Summary")
+    apns_skipped = report.not_checked.get("apns_no_dry_run", 0)
+    if apns_skipped:
+        terminal.info(f"{apns_skipped} APNs token(s) {APNS_NOT_CHECKED}")
+    for key, n in report.not_checked.items():
+        if key != "apns_no_dry_run":
+            terminal.warn(f"{n} token(s) {NOT_CHECKED_REASONS.get(key, key)}")
+    if report.unchecked:
+        terminal.warn(f"{report.unchecked} token(s) could not be checked (see the findings)")
+    if offline.prune_list:
+        terminal.info(f"{report.pruned} invalid token(s) written to {offline.prune_list}")
+    if report.ok and not report.auth_failure:
+        terminal.info(f"no invalid tokens ({report.valid} checked online and valid)")
 
 
 def _print_tables(terminal: Terminal, report: TokenReport) -> None:

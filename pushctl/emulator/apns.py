@@ -81,6 +81,8 @@ class ApnsService:
         self._last_iat: dict[str, int] = {}
         self._device_window: dict[str, tuple[float, int]] = {}
         self._error_bodies: dict[str, bytes] = {}
+        self.shutting_down = False
+        """Set by :meth:`Emulator.begin_shutdown`: every push is answered 503 ``Shutdown``."""
 
     # -- entry point --------------------------------------------------------------
 
@@ -100,6 +102,8 @@ class ApnsService:
                 injected = faults.error("apns")
                 if injected is not None:
                     return self._injected(injected.status, injected.reason, injected.retry_after, delay)
+            if self.shutting_down:
+                raise _Reject(503, "Shutdown")
             headers = self._headers(req)
             apns_id = headers.get("apns-id", "")
             if apns_id and not _UUID.fullmatch(apns_id):

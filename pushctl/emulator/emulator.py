@@ -223,6 +223,10 @@ class Emulator:
         """Register another ``.p8`` key (see :meth:`Registry.register_apns_key`)."""
         self.registry.register_apns_key(path, key_id, team_id, topics, **kw)
 
+    def begin_shutdown(self) -> None:
+        """Answer every further APNs push 503 ``Shutdown`` (as APNs does while a server drains)."""
+        self.apns.shutting_down = True
+
     def stats(self) -> dict[str, Any]:
         """Answer counts per side and status, and the inbox total."""
         return {

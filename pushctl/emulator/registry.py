@@ -168,6 +168,9 @@ class Registry:
         n = len(token)
         if n < 64 or n > 200 or n % 2 or not _HEX.fullmatch(token):
             return Verdict(400, "BadDeviceToken")
+        if token.startswith("0000000000000000"):
+            # Issued to no device (`credentials check --online` probes with one): unknown to APNs.
+            return Verdict(400, "BadDeviceToken")
         lowered = token.lower()
         ts = self.unregistered.get(token)
         if ts is not None:

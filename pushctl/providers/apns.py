@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from pushctl.config import Profile
 from pushctl.credentials import ApnsCertificate, ApnsTokenKey, load_apns_certificate, load_apns_key
 from pushctl.errors import ConfigError, ProviderUnavailable
 from pushctl.model import Device, Platform
+from pushctl.paths import data_dir
 from pushctl.payload import APNS_LIMIT, ApnsRequest, build_apns
 from pushctl.providers.base import Attempt, AttemptKind, classify_apns, parse_retry_after
 from pushctl.template import Notification
@@ -28,7 +31,13 @@ JWT_MIN_INTERVAL = 20 * 60
 
 class JwtSigner:
     """Signs the provider JWT once and reuses it: refreshed after ``refresh_after`` seconds,
-    never sooner than ``min_interval`` unless APNs said it expired."""
+    never sooner than ``min_interval`` unless APNs said it expired.
+
+    With ``cache`` (a file), the token outlives the process: a resume or the next cron run
+    within ``refresh_after`` reuses it, since APNs refuses a new token for the same key sooner
+    than 20 minutes (429 TooManyProviderTokenUpdates). The file is private (0600) and holds
+    only the short-lived JWT, never the key.
+    """
 
     def __init__(
         self,
@@ -37,8 +46,10 @@ class JwtSigner:
         refresh_after: float = JWT_REFRESH_AFTER,
         min_interval: float = JWT_MIN_INTERVAL,
         clock: Callable[[], float] = time.time,
+        cache: Path | None = None,
     ) -> None:
         self._key = key
+        self._cache = cache
         self._refresh_after = refresh_after
         self._min_interval = min_interval
         self._clock = clock
@@ -57,10 +68,36 @@ class JwtSigner:
         )
         self._issued = now
         self.signed += 1
+        self._save()
         return self._token
+
+    def _load(self) -> None:
+        if self._cache is None:
+            return
+        try:
+            data = json.loads(self._cache.read_text())
+            if data["kid"] == self._key.key_id and data["iss"] == self._key.team_id:
+                self._token, self._issued = str(data["token"]), float(data["iat"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no cache yet, or unreadable: sign a new token
+
+    def _save(self) -> None:
+        if self._cache is None:
+            return
+        key = self._key
+        record = {"kid": key.key_id, "iss": key.team_id, "iat": self._issued, "token": self._token}
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs a new token
+            self._cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._cache.with_name(f"{self._cache.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(record, fh)
+            os.replace(tmp, self._cache)
 
     def token(self) -> str:
         """The current JWT, re-signed when it is old enough."""
+        if not self._token:
+            self._load()
         if not self._token or self._clock() - self._issued >= self._refresh_after:
             return self._sign()
         return self._token
@@ -90,12 +127,13 @@ class ApnsProvider:
         ca_file: Path | None = None,
         max_connections: int = 4,
         signer: JwtSigner | None = None,
+        jwt_cache: Path | None = None,
     ) -> None:
         if key is None and certificate is None:
             raise ConfigError("APNs needs a .p8 key or a certificate", field="apns")
         self.url = url
         self.topic = topic
-        self._signer = signer or (JwtSigner(key) if key is not None else None)
+        self._signer = signer or (JwtSigner(key, cache=jwt_cache) if key is not None else None)
         self._certificate = certificate
         self._ca_file = ca_file
         self._max_connections = max_connections
@@ -127,7 +165,7 @@ class ApnsProvider:
             if jwt_token:
                 headers = [*headers, ("authorization", f"bearer {jwt_token}")]
             try:
-                response = await pool.request("POST", request.path, headers, request.body)
+                response = await pool.request("POST", request.path, headers, request.body, index_path=False)
             except ConnectionLost as exc:
                 return Attempt(AttemptKind.RETRYABLE, None, type(exc).__name__)
             reason = ""
@@ -192,4 +230,5 @@ def create(
         certificate=cert,
         ca_file=profile.ca_file,
         max_connections=max_connections,
+        jwt_cache=data_dir() / "apns-jwt" / f"{key.team_id}.{key.key_id}.json" if key is not None else None,
     )

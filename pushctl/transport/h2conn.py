@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -39,6 +40,8 @@ _STREAM_WINDOW = 1 << 20
 _CONNECTION_WINDOW = 1 << 24
 # A server that sends no SETTINGS_MAX_CONCURRENT_STREAMS means "unlimited"; keep it finite.
 _STREAMS_CAP = 1 << 16
+# How often h2's own O(streams) open-stream count runs (see _ClientH2).
+_SWEEP_EVERY = 256
 
 Header = tuple[bytes, bytes]
 
@@ -85,9 +88,29 @@ class ConnectionListener(Protocol):
 
 
 class _ClientH2(h2.connection.H2Connection):
-    """h2 moves to CLOSED on receiving GOAWAY and then rejects every later frame, which would kill
-    the streams the server promised to finish (id <= last_stream_id). Stay open to receive them;
-    :class:`H2Connection` itself never opens a stream after a GOAWAY."""
+    """h2's connection with two client-side changes.
+
+    * h2 moves to CLOSED on receiving GOAWAY and then rejects every later frame, which would kill
+      the streams the server promised to finish (id <= last_stream_id). Stay open to receive them;
+      :class:`H2Connection` itself never opens a stream after a GOAWAY.
+    * h2 counts open streams (to enforce the server's limit) by scanning every stream it knows, on
+      every new stream: O(streams in flight) per request, the largest single cost of a request
+      with hundreds in flight. The owning connection knows the count (``open_streams``); the full
+      scan runs only every ``_SWEEP_EVERY`` streams, which is also when h2 forgets closed streams.
+    """
+
+    def __init__(self, config: h2.config.H2Configuration, open_streams: Callable[[], int]) -> None:
+        super().__init__(config=config)
+        self._count_open = open_streams
+        self._until_sweep = _SWEEP_EVERY
+
+    @property
+    def open_outbound_streams(self) -> int:
+        self._until_sweep -= 1
+        if self._until_sweep > 0:
+            return self._count_open()
+        self._until_sweep = _SWEEP_EVERY
+        return super().open_outbound_streams
 
     def _receive_goaway_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
         state = self.state_machine.state
@@ -114,6 +137,10 @@ _CONFIG = h2.config.H2Configuration(
     header_encoding=None,
     validate_outbound_headers=False,
     normalize_outbound_headers=False,
+    # Response headers are only read for :status and a few names looked up by key; h2's per-header
+    # validation generators cost ~10% of a request and protect nothing here.
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
 )
 
 
@@ -124,9 +151,9 @@ class H2Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._listener = listener
         self._authority = authority
-        self._h2 = _ClientH2(config=_CONFIG)
-        self._transport: asyncio.Transport | None = None
         self._streams: dict[int, _Stream] = {}
+        self._h2 = _ClientH2(_CONFIG, self._open_count)
+        self._transport: asyncio.Transport | None = None
         self._blocked: set[int] = set()  # streams with request body waiting for window
         self._flush_scheduled = False
         self._ping_interval = ping_interval
@@ -141,6 +168,9 @@ class H2Connection(asyncio.Protocol):
         self._closing = False  # we closed it on purpose (drained, pool closed)
         self._aborted = False  # we dropped it because of an error
         self.goaway_reason: str | None = None
+
+    def _open_count(self) -> int:
+        return len(self._streams)
 
     # ---- asyncio.Protocol -------------------------------------------------------------------
 

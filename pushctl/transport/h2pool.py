@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from hpack import NeverIndexedHeaderTuple
+
 from pushctl.transport.h2conn import (
     ConnectError,
     ConnectionLost,
@@ -100,19 +102,29 @@ class H2Pool:
         return self._authority
 
     async def request(
-        self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes = b""
+        self,
+        method: str,
+        path: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes = b"",
+        *,
+        index_path: bool = True,
     ) -> H2Response:
         """Send one request and return the whole response.
 
-        ``headers`` are regular (non-pseudo) headers; names are lowercased. Raises
-        :class:`ConnectError` when no connection can be made, :class:`ConnectionLost` (including
-        :class:`RequestTimeout`) when the request may or may not have been processed.
+        ``headers`` are regular (non-pseudo) headers; names are lowercased. ``index_path=False``
+        is for paths that never repeat (APNs' ``/3/device/<token>``): HPACK then sends the path as
+        a literal instead of adding it to the dynamic table, where each new path would evict the
+        repeated headers (the JWT among them) and make them be re-sent and re-encoded.
+        Raises :class:`ConnectError` when no connection can be made, :class:`ConnectionLost`
+        (including :class:`RequestTimeout`) when the request may or may not have been processed.
         """
-        hdrs = [
+        path_b = path.encode("ascii")
+        hdrs: list[tuple[bytes, bytes]] = [
             (b":method", method.encode("ascii")),
             (b":scheme", b"https"),
             (b":authority", self._authority_b),
-            (b":path", path.encode("ascii")),
+            (b":path", path_b) if index_path else NeverIndexedHeaderTuple(b":path", path_b),
         ]
         hdrs += [(name.lower().encode("ascii"), value.encode()) for name, value in headers]
         stats = self._stats

@@ -1,0 +1,153 @@
+"""`pushctl credentials check --online` against the real emulator: what passes, and one precise
+line for each way APNs / Google refuse the credentials."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from typer.testing import CliRunner
+
+from pushctl.cli.app import app
+from pushctl.emulator import Emulator
+from pushctl.errors import ExitCode
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[tuple[Emulator, Path]]:
+    with Emulator(tmp_path / "emu") as emu:
+        yield emu, emu.write_profile(tmp_path / "config.toml")
+
+
+def run(cfg: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["--config", str(cfg), "--profile", "emulator", *args],
+                                terminal_width=250, env={"COLUMNS": "250"})
+    return result.exit_code, result.stdout, " ".join(result.stderr.split())
+
+
+def online_rows(cfg: Path) -> tuple[int, dict[str, dict[str, Any]], str]:
+    code, out, err = run(cfg, "-o", "json", "credentials", "check", "--online")
+    rows = [json.loads(line) for line in out.splitlines()]
+    return code, {r["provider"]: r for r in rows if r["kind"].startswith("online")}, err
+
+
+def with_apns(cfg: Path, **apns: str) -> Path:
+    data = tomllib.loads(cfg.read_text())
+    data["profiles"]["emulator"]["apns"].update(apns)
+    cfg.write_text(tomli_w.dumps(data))
+    return cfg
+
+
+def test_sample_credentials_pass(emulator: tuple[Emulator, Path]) -> None:
+    emu, cfg = emulator
+    code, rows, err = online_rows(cfg)
+    assert code == ExitCode.OK, err
+    apns, fcm = rows["apns"], rows["fcm"]
+    assert apns["ok"] and fcm["ok"]
+    assert "APNs accepted key EMU0000001 (team EMUTEAM001), topic com.example.pushctl" in apns["detail"]
+    assert "BadDeviceToken" in apns["detail"] and "sandbox" in apns["detail"]
+    assert "pushctl-emulator@pushctl-emulator.iam.gserviceaccount.com" in fcm["detail"]
+    assert "project pushctl-emulator" in fcm["detail"]
+    assert "5 checks, all ok" in err
+    assert emu.inbox.total() == 0  # the probe token belongs to no device: nothing was delivered
+
+
+def test_table_output_one_line_per_credential(emulator: tuple[Emulator, Path]) -> None:
+    _emu, cfg = emulator
+    code, out, _ = run(cfg, "-o", "table", "credentials", "check", "--online")
+    assert code == ExitCode.OK
+    assert "online: push" in out and "online: access token" in out and "✗" not in out
+
+
+def test_wrong_team_id(emulator: tuple[Emulator, Path]) -> None:
+    _emu, cfg = emulator
+    code, rows, err = online_rows(with_apns(cfg, team_id="EMUTEAM002"))
+    assert code == ExitCode.AUTH
+    apns = rows["apns"]
+    assert not apns["ok"] and rows["fcm"]["ok"]
+    assert "team id EMUTEAM002 does not own key EMU0000001" in apns["detail"]
+    assert "InvalidProviderToken" in apns["detail"]
+    assert "check apns.team_id (EMUTEAM002)" in apns["fix"]
+    assert "1 failed" in err
+
+
+def test_wrong_topic(emulator: tuple[Emulator, Path]) -> None:
+    _emu, cfg = emulator
+    code, rows, _ = online_rows(with_apns(cfg, topic="com.example.other"))
+    assert code == ExitCode.AUTH
+    apns = rows["apns"]
+    assert apns["detail"] == (
+        "key EMU0000001 (team EMUTEAM001) is accepted, but may not push to topic com.example.other "
+        "(TopicDisallowed)"
+    )
+    assert apns["fix"].startswith("check apns.topic")
+
+
+def test_revoked_key(emulator: tuple[Emulator, Path]) -> None:
+    emu, cfg = emulator
+    emu.registry.revoked_keys.add("EMU0000001")
+    code, rows, _ = online_rows(cfg)
+    assert code == ExitCode.AUTH
+    assert "key EMU0000001 was revoked" in rows["apns"]["detail"]
+    assert "create a new key" in rows["apns"]["fix"]
+
+
+def test_key_unknown_to_the_emulator(emulator: tuple[Emulator, Path], tmp_path: Path) -> None:
+    _emu, cfg = emulator
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "AuthKey_EMU0000009.p8"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    code, rows, _ = online_rows(with_apns(cfg, key_file=str(path), key_id="EMU0000009"))
+    assert code == ExitCode.AUTH
+    assert "key EMU0000009 was revoked" in rows["apns"]["detail"]
+    assert "-----BEGIN" not in json.dumps(rows)
+
+
+def test_key_not_enabled_for_the_environment(tmp_path: Path) -> None:
+    with Emulator(tmp_path / "emu", environment="production") as emu:
+        cfg = emu.write_profile(tmp_path / "config.toml")
+        emu.registry.apns_keys["EMU0000001"].environments = frozenset({"sandbox"})
+        code, rows, _ = online_rows(cfg)
+    assert code == ExitCode.AUTH
+    assert "not enabled for the sandbox environment (BadEnvironmentKeyIdInToken)" in rows["apns"]["detail"]
+
+
+def test_refused_service_account(emulator: tuple[Emulator, Path]) -> None:
+    emu, cfg = emulator
+    emu.registry.service_accounts.clear()
+    code, rows, _ = online_rows(cfg)
+    assert code == ExitCode.AUTH
+    fcm = rows["fcm"]
+    assert not fcm["ok"] and rows["apns"]["ok"]
+    assert "Google refused the service account" in fcm["detail"] and "Invalid JWT Signature" in fcm["detail"]
+    assert "create a new key" in fcm["fix"]
+
+
+def test_unreachable_service_exits_4(emulator: tuple[Emulator, Path]) -> None:
+    _emu, cfg = emulator
+    code, rows, _ = online_rows(with_apns(cfg, endpoint="https://127.0.0.1:9"))
+    assert code == ExitCode.UNAVAILABLE
+    assert rows["apns"]["detail"].startswith("no answer from APNs at https://127.0.0.1:9")
+
+
+def test_certificate_auth(emulator: tuple[Emulator, Path], tmp_path: Path) -> None:
+    emu, cfg = emulator
+    cert, key = emu.issue_client_certificate("com.example.pushctl", tmp_path)
+    data = tomllib.loads(cfg.read_text())
+    data["profiles"]["emulator"]["apns"] = {
+        "environment": "sandbox", "endpoint": emu.apns_url, "cert_file": str(cert), "cert_key_file": str(key),
+        "topic": "com.example.pushctl",
+    }
+    cfg.write_text(tomli_w.dumps(data))
+    code, rows, err = online_rows(cfg)
+    assert code == ExitCode.OK, err
+    assert "APNs accepted the certificate, topic com.example.pushctl" in rows["apns"]["detail"]
