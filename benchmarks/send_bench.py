@@ -273,6 +273,7 @@ def run_send(
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.stderr.write(err.read_text()[-3000:])
+        sys.stderr.write(last_line(out)[:3000] + "\n")
         raise SystemExit(f"pushctl send exited {code}")
     summary = json.loads(last_line(out))
     out.unlink()

@@ -73,8 +73,11 @@ def test_ab_split_summary_payload_and_journal(tmp_path: Path) -> None:
                                     "--show", "none"])  # fmt: skip
         assert shown.exit_code == 0, shown.stderr
         assert json.loads(shown.stdout.splitlines()[-1])["variants"] == variants
-        table = runner.invoke(app, [*base, "--output", "table", "runs", "show", cid, "--journal", str(journal)],
-                              env={"COLUMNS": "120"})  # fmt: skip
+        table = runner.invoke(
+            app,
+            [*base, "--output", "table", "runs", "show", cid, "--journal", str(journal)],
+            env={"COLUMNS": "120"},
+        )
         assert table.exit_code == 0, table.stderr
         assert "By variant" in table.stdout
         rows = {ln.split("│")[1].strip(): ln for ln in table.stdout.splitlines() if ln.count("│") >= 3}

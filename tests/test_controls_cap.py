@@ -18,11 +18,14 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 AUDIENCE = SAMPLES / "audience-timezones.csv"
 
 
-def _send(cfg: Path, journal: Path, template: str, *args: str, now: str | None = None) -> tuple[int, list[Any], str]:
+def _send(
+    cfg: Path, journal: Path, template: str, *args: str, now: str | None = None
+) -> tuple[int, list[Any], str]:
     res = CliRunner().invoke(
         app,
         ["--config", str(cfg), "--profile", "emulator", "--output", "json", "send",
-         str(SAMPLES / "templates" / template), "--audience", str(AUDIENCE), "--journal", str(journal), *args],
+         str(SAMPLES / "templates" / template), "--audience", str(AUDIENCE),
+         "--journal", str(journal), *args],
         env={"PUSHCTL_NOW": now} if now else {},
     )  # fmt: skip
     return res.exit_code, [json.loads(line) for line in res.stdout.splitlines()], res.stderr
@@ -38,7 +41,9 @@ def _two_campaigns(tmp_path: Path, now: str | None, later: str | None) -> None:
     us = _us_tokens()
     with Emulator(tmp_path / "emu", token_update_interval=0) as emu:
         cfg = emu.write_profile(tmp_path / "config.toml")
-        code, lines, err = _send(cfg, journal, "welcome.yaml", "--where", 'country == "US"', "--cap", "1/24h", now=now)
+        code, lines, err = _send(
+            cfg, journal, "welcome.yaml", "--where", 'country == "US"', "--cap", "1/24h", now=now
+        )
         assert code == 0, err
         assert emu.inbox.tokens() == us
         code, lines, err = _send(cfg, journal, "promo-image.yaml", "--cap", "1/24h", now=later)
@@ -75,7 +80,9 @@ def test_cap_count_is_per_window_across_all_campaigns(tmp_path: Path) -> None:
     with Emulator(tmp_path / "emu", token_update_interval=0) as emu:
         cfg = emu.write_profile(tmp_path / "config.toml")
         assert _send(cfg, journal, "welcome.yaml", "--where", 'country == "JP"')[0] == 0
-        code, lines, _ = _send(cfg, journal, "promo-image.yaml", "--where", 'country == "JP"', "--cap", "1/1h")
+        code, lines, _ = _send(
+            cfg, journal, "promo-image.yaml", "--where", 'country == "JP"', "--cap", "1/1h"
+        )
         assert code == 0 and lines[-1]["outcomes"]["skipped"] == 2
         code, lines, _ = _send(cfg, journal, "silent.yaml", "--where", 'country == "JP"', "--cap", "2/1h")
         assert code == 0 and lines[-1]["outcomes"]["delivered"] == 2

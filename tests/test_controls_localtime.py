@@ -32,7 +32,8 @@ RUNS = [DAY + timedelta(minutes=30 * i) for i in range(48)]
 # Known issue (transport, reported): H2Pool.close() gives TLS transports one loop turn to shut down,
 # so over 48 back-to-back `asyncio.run`s a client socket is sometimes collected unclosed.
 pytestmark = pytest.mark.filterwarnings(
-    r"ignore:Exception ignored in. <function _SelectorTransport.__del__:pytest.PytestUnraisableExceptionWarning"
+    r"ignore:Exception ignored in. <function _SelectorTransport.__del__"
+    ":pytest.PytestUnraisableExceptionWarning"
 )
 
 

@@ -8,7 +8,6 @@ import json
 import shlex
 import signal
 import threading
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -26,17 +25,17 @@ StateDirOption = Annotated[
 
 
 def _sample_jwt() -> str:
-    """A JWT for the emulator's throwaway sample key (never a real credential), for the curl line."""
-    import jwt
+    """The provider JWT pushctl itself uses for the emulator's throwaway sample key.
 
+    Taken from pushctl's own signer and cache, so trying the curl line does not make the next
+    `pushctl send` a "new token within 20 minutes" (429 TooManyProviderTokenUpdates).
+    """
+    from pushctl.credentials import load_apns_key
     from pushctl.emulator.registry import SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID
+    from pushctl.providers.apns import JwtSigner, jwt_cache_path
 
-    return jwt.encode(
-        {"iss": SAMPLE_TEAM_ID, "iat": int(time.time())},
-        SAMPLE_APNS_KEY.read_text(),
-        algorithm="ES256",
-        headers={"kid": SAMPLE_KEY_ID},
-    )
+    key = load_apns_key(SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID)
+    return JwtSigner(key, cache=jwt_cache_path(key)).token()
 
 
 def run(

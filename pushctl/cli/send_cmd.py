@@ -350,7 +350,8 @@ async def _run(
 async def _wait_until(t: Terminal, until: Any) -> None:
     """Count down to ``until``; with a pinned ``PUSHCTL_NOW`` the clock never gets there, so don't wait."""
     if os.environ.get(clock.ENV_VAR) and clock.now() < until:
-        t.warn(f"{clock.ENV_VAR} is fixed at {clock.now().isoformat()}: not waiting until {until.isoformat()}")
+        pinned = clock.now().isoformat()
+        t.warn(f"{clock.ENV_VAR} is fixed at {pinned}: not waiting until {until.isoformat()}")
         return
     await countdown(t, until, clock.now)
 

@@ -196,6 +196,11 @@ def _reason(body: bytes) -> str:
     return str(data.get("reason", "")) if isinstance(data, dict) else ""
 
 
+def jwt_cache_path(key: ApnsTokenKey) -> Path:
+    """Where the provider JWT of ``key`` is kept between runs (mode 0600)."""
+    return data_dir() / "apns-jwt" / f"{key.team_id}.{key.key_id}.json"
+
+
 def create(
     profile: Profile,
     *,
@@ -230,5 +235,5 @@ def create(
         certificate=cert,
         ca_file=profile.ca_file,
         max_connections=max_connections,
-        jwt_cache=data_dir() / "apns-jwt" / f"{key.team_id}.{key.key_id}.json" if key is not None else None,
+        jwt_cache=jwt_cache_path(key) if key is not None else None,
     )
