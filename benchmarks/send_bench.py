@@ -221,7 +221,7 @@ def write_audience(path: Path, n: int, provider: str) -> None:
         rows = []
         for i in range(n):
             if provider == "apns":
-                token = f"{i:016x}{rng.getrandbits(192):048x}"
+                token = f"a{i:015x}{rng.getrandbits(192):048x}"  # never a test-token prefix
                 platform = "ios"
             else:
                 tail = "".join(rng.choices(_FCM_CHARS, k=130))

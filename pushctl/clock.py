@@ -12,6 +12,7 @@ The value is fixed: it does not advance with real time. Durations that must real
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from datetime import UTC, datetime
@@ -45,6 +46,19 @@ def now() -> datetime:
     if override:
         return parse_now(override)
     return datetime.now(UTC)
+
+
+def timestamp() -> float:
+    """``now()`` as UNIX seconds; cheap enough for per-device journal stamps."""
+    override = os.environ.get(ENV_VAR)
+    if override:
+        return _pinned(override)
+    return time.time()
+
+
+@functools.lru_cache(maxsize=4)
+def _pinned(text: str) -> float:
+    return parse_now(text).timestamp()
 
 
 def monotonic() -> float:

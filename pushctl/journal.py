@@ -38,6 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pushctl import clock
 from pushctl import journal_reports as reports
 from pushctl.errors import InputError
 from pushctl.journal_lock import CampaignLock, is_locked
@@ -224,7 +225,7 @@ class Journal:
     def _start_row(
         self, campaign_id: str, template_fp: str, audience_fp: str, options: Mapping[str, Any], force: bool
     ) -> bool:
-        now = time.time()
+        now = clock.timestamp()
         options_json = json.dumps(dict(options), sort_keys=True, default=str)
         with self._transaction() as conn:
             row = conn.execute(
@@ -342,7 +343,7 @@ class Run:
 
         Buffered results are written in the same transaction: one commit instead of two.
         """
-        now = time.time()
+        now = clock.timestamp()
         rows = [
             (self.campaign_id, token, str(platform), line, variant, now)
             for token, platform, line, variant in items
@@ -357,7 +358,7 @@ class Run:
         The age check runs on each call (and ``mark_inflight`` writes the buffer too); a caller
         whose results can pause for long may also call :meth:`flush` from a timer.
         """
-        now = time.time()
+        now = clock.timestamp()
         state = DeviceState.DEFERRED if result.outcome is Outcome.DEFERRED else DeviceState.SETTLED
         sent_at = now - result.latency_ms / 1000 if result.attempts else None
         self._buffer.append(
@@ -394,7 +395,7 @@ class Run:
                 self._write_buffer(conn)
                 conn.execute(
                     "UPDATE runs SET finished_at = ?, status = ?, stopped_reason = ? WHERE campaign_id = ?",
-                    (time.time(), status, stopped_reason, self.campaign_id),
+                    (clock.timestamp(), status, stopped_reason, self.campaign_id),
                 )
         finally:
             self._release()

@@ -57,9 +57,7 @@ def _cron_day(tmp_path: Path, extra: list[str]) -> dict[str, Any]:
     first_seen: dict[str, datetime] = {}
     runs: list[dict[str, Any]] = []
     journal = tmp_path / "j.sqlite3"
-    # token_update_interval=0: every run is a new process with a freshly signed APNs JWT; the
-    # emulator's default (one new JWT per key per 20 min, globally) would refuse back-to-back runs.
-    with Emulator(tmp_path / "emu", token_update_interval=0) as emu:
+    with Emulator(tmp_path / "emu") as emu:
         cfg = emu.write_profile(tmp_path / "config.toml")
         for when in RUNS:
             states_before = _states(journal)

@@ -41,7 +41,7 @@ class Sent:
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Any:
-    with Emulator(tmp_path / "emu", token_update_interval=0) as emulator:
+    with Emulator(tmp_path / "emu") as emulator:
         emulator.write_profile(tmp_path / "config.toml")
         yield emulator
 

@@ -217,3 +217,14 @@ def test_dry_run_table_mode_says_nothing_was_sent() -> None:
     assert code == 0, stderr
     assert "dry run: nothing was sent" in stdout
     assert "Welcome, Alice!" in stdout
+
+
+def test_show_all_lists_every_device_failures_first() -> None:
+    code, stdout, stderr = _invoke(
+        "--output", "table", "send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--emulator", "--show", "all"
+    )
+    assert code == 1, stderr
+    assert "Devices" in stdout
+    rows = [line for line in stdout.splitlines() if "delivered" in line or "invalid_token" in line]
+    device_rows = rows[:13]
+    assert [("invalid_token" in r) for r in device_rows] == [True] * 6 + [False] * 7
