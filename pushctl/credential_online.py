@@ -12,7 +12,6 @@ ones, so ``pushctl credentials check --online`` prints both lists as one table.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -140,8 +139,6 @@ async def check_apns_online(
         attempt = Attempt(AttemptKind.RETRYABLE, None, getattr(exc, "message", type(exc).__name__))
     finally:
         await provider.close()
-        # Let the TLS shutdown finish before the caller's loop may end (H2Pool.close() does not wait).
-        await asyncio.sleep(0.05)
     who = _key_line(key) if key is not None else "the certificate"
     where = f"{apns.environment} environment at {apns.url}"
     if attempt.status is None:

@@ -17,7 +17,6 @@ only the first ``max_findings`` findings are kept in memory.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -47,9 +46,6 @@ NOT_CHECKED_REASONS = {
     "no_apns_credentials": "not checked online: the profile has no APNs credentials",
     "no_fcm_credentials": "not checked online: the profile has no FCM credentials",
 }
-
-_CLOSE_GRACE = 0.05
-"""Seconds on the loop after the providers closed (see :func:`check_audience_online`)."""
 
 PRUNE_FIELDS = ("token", "platform", "line", "check", "problem", "reason", "message")
 
@@ -384,9 +380,6 @@ async def check_audience_online(
         async with started(providers.values()):
             sender = Sender(providers, send or SendOptions(), on_result=run.result, on_event=on_event)
             await sender.run(run.items(reader, checker))
-        # H2Pool.close() starts the TLS shutdown but does not wait for it; a loop that ends at
-        # once leaves the sockets unclosed. A moment on the loop lets the peers answer.
-        await asyncio.sleep(_CLOSE_GRACE)
         report.stopped_reason = sender.stopped_reason
     offline = report.offline
     offline.platforms = dict(checker.platforms)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from typer.testing import CliRunner
 
 from pushctl.cli.app import app
@@ -29,12 +28,6 @@ TEMPLATE = SAMPLES / "templates" / "welcome.yaml"
 DAY = datetime(2026, 12, 1, tzinfo=UTC)
 RUNS = [DAY + timedelta(minutes=30 * i) for i in range(48)]
 
-# Known issue (transport, reported): H2Pool.close() gives TLS transports one loop turn to shut down,
-# so over 48 back-to-back `asyncio.run`s a client socket is sometimes collected unclosed.
-pytestmark = pytest.mark.filterwarnings(
-    r"ignore:Exception ignored in. <function _SelectorTransport.__del__"
-    ":pytest.PytestUnraisableExceptionWarning"
-)
 
 
 def _rows() -> list[dict[str, str]]:

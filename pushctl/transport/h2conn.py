@@ -161,6 +161,8 @@ class H2Connection(asyncio.Protocol):
         self._rx_since_tick = False
         self._ping_outstanding = False
         self.ready: asyncio.Future[None] = self._loop.create_future()
+        self.gone: asyncio.Future[None] = self._loop.create_future()
+        """Resolved once the transport is closed (so a pool can wait for its sockets)."""
         self.in_flight = 0  # reserved + open streams; maintained with the pool
         self.max_streams = 0  # the server's SETTINGS_MAX_CONCURRENT_STREAMS (0 until it arrives)
         self.accepting = False  # False before SETTINGS, after GOAWAY and once closed
@@ -237,6 +239,8 @@ class H2Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.gone.done():
+            self.gone.set_result(None)
         self.accepting = False
         self._transport = None
         if self._ping_handle is not None:
@@ -300,6 +304,11 @@ class H2Connection(asyncio.Protocol):
             except h2.exceptions.ProtocolError:
                 pass
             self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the socket at once (a peer that does not finish the TLS close in time)."""
+        if self._transport is not None:
+            self._transport.abort()
 
     def _send_body(self, sid: int, st: _Stream) -> None:
         h2c = self._h2

@@ -157,8 +157,15 @@ class H2Pool:
         conns = list(self._all)
         for conn in conns:
             conn.close()
-        # Let the transports deliver GOAWAY and close before the loop may end.
-        await asyncio.sleep(0)
+        # Wait for the sockets to close (TLS close_notify takes a round trip), so none is left
+        # for the garbage collector when the event loop ends; abort the stragglers.
+        pending = [conn.gone for conn in conns if not conn.gone.done()]
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=1.0)
+            for conn in conns:
+                if conn.gone in late:
+                    conn.abort()
+            await asyncio.sleep(0)
 
     # ---- slot reservation ---------------------------------------------------------------------
 
