@@ -190,3 +190,14 @@ def test_time_sensitive_template_ignores_quiet_hours(tmp_path: Path, emu: Emulat
     assert out.code == 0, out.stderr
     assert out.summary["outcomes"]["deferred"] == 0
     assert out.summary["outcomes"]["delivered"] == 48 == emu.inbox.total()
+
+
+def test_a_local_time_slot_inside_quiet_hours_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["send", "samples/templates/welcome.yaml", "--audience", "samples/audience.csv", "--dry-run",
+         "--local-time", "23:00", "--quiet-hours", "22:00-08:00", "--journal", str(tmp_path / "j.sqlite3")],
+    )
+    assert result.exit_code == 2
+    assert "entirely inside the quiet hours" in result.stderr
+    assert result.stdout == ""

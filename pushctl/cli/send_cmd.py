@@ -262,6 +262,12 @@ def send(
             profile = resolve_profile(state.config_path, state.profile)
             journal_path = journal or profile.sender.journal or default_journal_file()
         controls = _controls(profile, o, template)
+        slot, quiet = controls.local_time, controls.quiet_hours
+        if slot is not None and quiet is not None and slot.blocked_by(quiet):
+            raise InputError(
+                f"--local-time {local_time} lies entirely inside the quiet hours: no device would be sent",
+                field="--local-time", hint="pick a slot outside the quiet hours, or widen --local-window",
+            )
         if dry_run_:
             raise typer.Exit(
                 dry_run(state.terminal, template, audience, fmt, on_bad_row, profile, controls, validate_only)
