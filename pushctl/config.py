@@ -1,4 +1,4 @@
-"""Config profiles: TOML in (tomllib), TOML out (tomli-w), environment overrides.
+"""Config profiles: TOML in (tomllib), environment overrides; TOML out is in ``config_edit``.
 
 A profile is resolved in this order (later wins):
 
@@ -42,9 +42,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, cast
-
-import tomli_w
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pushctl import paths
 from pushctl.errors import ConfigError
@@ -308,7 +306,7 @@ def _apply_env(profile: Profile, env: Mapping[str, str]) -> Profile:
     return profile
 
 
-# -- writing ------------------------------------------------------------------
+# -- the profile as a table (shown by `redacted`, written by config_edit) --
 
 
 def profile_table(profile: Profile) -> dict[str, Any]:
@@ -327,89 +325,6 @@ def profile_table(profile: Profile) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 (the file can name key files and endpoints)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to an existing file
-
-
-def save_profile(path: Path, profile: Profile, *, make_default: bool = False) -> None:
-    """Merge ``profile`` into the file at ``path`` (created if missing), mode 0600.
-
-    Other profiles are kept; comments are not (tomli-w writes plain TOML).
-    """
-    doc = load_document(path)[0] if path.exists() else {}
-    doc.setdefault("profiles", {})[profile.name] = profile_table(profile)
-    if make_default:
-        doc["default_profile"] = profile.name
-    write_private(path, tomli_w.dumps(doc))
-
-
-def set_value(path: Path, key: str, value: str, *, profile: str | None = None) -> None:
-    """Set one key, e.g. ``profiles.staging.apns.topic`` or ``apns.topic``, typed and validated.
-
-    A short key applies to ``profile``, else the file's ``default_profile``, else ``default``.
-    The file's comments and layout are kept where the key can be edited in place.
-    """
-    doc, text = load_document(path) if path.exists() else ({}, "")
-    parts = key.split(".")
-    if parts == ["default_profile"]:
-        where: tuple[str, ...] = ()
-        typed: Any = value
-    else:
-        if parts[0] == "profiles":
-            if len(parts) < 3:
-                raise ConfigError("expected profiles.<name>.<key>", field=key)
-            name, rest = parts[1], parts[2:]
-        else:
-            name, rest = profile or doc.get("default_profile") or "default", parts
-        valid_for = {"ca_file": ()} | {f"{s}.{f.name}": () for s, c in SECTIONS.items() for f in fields(c)}
-        if ".".join(rest) not in valid_for:
-            raise ConfigError(f"unknown key (valid keys: default_profile, {', '.join(valid_for)})",
-                              file=path, field=key)
-        where = ("profiles", name, *rest[:-1])
-        typed = _typed(rest[-1], value, key)
-    new_text = set_in_text(text, where, parts[-1], tomli_w.dumps({"v": typed})[4:].strip())
-    try:
-        tomllib.loads(new_text)
-    except tomllib.TOMLDecodeError:
-        # The in-place edit clashed with the file's layout (e.g. dotted keys): rewrite it plainly.
-        node = doc
-        for part in where:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = typed
-        new_text = tomli_w.dumps(doc)
-    _check_text(path, new_text, where)
-    write_private(path, new_text)
-
-
-def _typed(name: str, value: str, key: str) -> Any:
-    """The string from the command line as the field's TOML type."""
-    try:
-        if name in _INT_FIELDS:
-            return int(value)
-        if name in _FLOAT_FIELDS:
-            return float(value)
-    except ValueError:
-        raise ConfigError(f"expected a number, got {value!r}", field=key) from None
-    if value.lower() in ("true", "false") and name not in _PATH_FIELDS:
-        return value.lower() == "true"
-    return value
-
-
-def _check_text(path: Path, text: str, where: tuple[str, ...]) -> None:
-    """Validate the edited document before it replaces the file."""
-    doc = tomllib.loads(text)
-    for key in doc:
-        if key not in TOP_KEYS:
-            raise _unknown_key(path, text, (), key, TOP_KEYS)
-    if len(where) >= 2:
-        _build_profile(path, text, where[1], doc["profiles"][where[1]])
 
 
 # -- locating keys in the text (tomllib gives no positions) -------------------
@@ -436,33 +351,6 @@ def find_key_line(text: str, where: tuple[str, ...], key: str) -> int | None:
     return None
 
 
-def set_in_text(text: str, where: tuple[str, ...], key: str, literal: str) -> str:
-    """``text`` with ``key = literal`` set in table ``where``, keeping comments and layout."""
-    lines = text.splitlines()
-    header: tuple[str, ...] = ()
-    start: int | None = 0 if not where else None
-    commented: int | None = None  # the starter file's "# key = example" line, replaced if present
-    for i, line in enumerate(lines):
-        if m := _HEADER.match(line):
-            if start is not None:
-                break  # the table ended without the key
-            header = _split_key(m.group(1))
-            if header == where:
-                start = i + 1
-        elif header == where and (m := _ASSIGN.match(line)) and _split_key(m.group(1)) == (key,):
-            lines[i] = f"{key} = {literal}"
-            return "\n".join(lines) + "\n"
-        elif start is not None and commented is None and re.match(rf"^\s*#\s*{re.escape(key)}\s*=", line):
-            commented = i
-    if commented is not None:
-        lines[commented] = f"{key} = {literal}"
-    elif start is None:
-        lines += ["", f"[{'.'.join(where)}]", f"{key} = {literal}"]
-    else:
-        lines.insert(start, f"{key} = {literal}")
-    return "\n".join(lines) + "\n"
-
-
 def redacted(profile: Profile) -> dict[str, Any]:
     """The resolved profile for display. Profiles hold file *paths* and env var *names* only,
     never key material; URLs lose any ``user:password@`` part all the same."""
@@ -480,3 +368,22 @@ def redacted(profile: Profile) -> dict[str, Any]:
 
 def _strip_userinfo(value: str) -> str:
     return re.sub(r"^(https?://)[^/@]*@", r"\1***@", value)
+
+
+# The writing side lives in pushctl.config_edit, which imports from this module; it is loaded on
+# first use so that either module can be imported first.
+_EDIT_NAMES = frozenset({"save_profile", "set_in_text", "set_value", "write_private"})
+
+if TYPE_CHECKING:
+    from pushctl.config_edit import save_profile as save_profile
+    from pushctl.config_edit import set_in_text as set_in_text
+    from pushctl.config_edit import set_value as set_value
+    from pushctl.config_edit import write_private as write_private
+else:
+
+    def __getattr__(name: str) -> Any:
+        if name in _EDIT_NAMES:
+            from pushctl import config_edit
+
+            return getattr(config_edit, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

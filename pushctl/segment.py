@@ -37,84 +37,34 @@ A column that is absent or empty is *missing*: every comparison with it is false
 from __future__ import annotations
 
 import operator
-import re
-import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
-from pushctl.errors import InputError
 from pushctl.model import Device
+from pushctl.segment_lex import (
+    _COERCE,
+    SegmentError,
+    _as_date,
+    _as_number,
+    _Col,
+    _Lit,
+    _Operand,
+    _parse_date_literal,
+    _Tok,
+    _tokenize,
+)
 
 __all__ = ["Segment", "SegmentError"]
 
 Predicate = Callable[[Mapping[str, str]], bool]
-LitKind = Literal["str", "num", "date", "bool"]
 
 _MAX_DEPTH = 64
 """Nesting limit for parentheses and ``not``, so hostile input cannot exhaust the stack."""
 
-
-class SegmentError(InputError):
-    """A ``--where`` expression is invalid; ``position`` is the 0-based column of the problem.
-
-    ``str(err)`` is the message followed by the expression and a caret under the position.
-    """
-
-    def __init__(self, message: str, expr: str, position: int, *, hint: str | None = None) -> None:
-        self.expr = expr
-        self.position = position
-        super().__init__(f"{message} at column {position + 1}", field="--where", hint=hint)
-
-    @property
-    def caret(self) -> str:
-        """Two lines: the expression and a ``^`` under the offending position."""
-        # Newlines and tabs become spaces so the expression stays on one line with the same columns;
-        # wide (CJK) characters take two cells, so the caret pads by display width.
-        shown = "".join(" " if c in "\t\r\n" else c for c in self.expr)
-        pad = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in shown[: self.position])
-        return f"  {shown}\n  {' ' * pad}^"
-
-    def __str__(self) -> str:
-        head = f"--where: {self.message}" if not self.hint else f"--where: {self.message} ({self.hint})"
-        return f"{head}\n{self.caret}"
+_FUNCTIONS = ("exists", "date")
 
 
-# --- values ---------------------------------------------------------------------------------
-
-_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_TRUE = frozenset({"true", "1", "yes", "y", "t"})
-_FALSE = frozenset({"false", "0", "no", "n", "f"})
-
-
-def _as_number(text: str) -> float | None:
-    # A regex instead of float() alone: float() also takes "nan", "inf", "1_000" and " 1 ".
-    return float(text) if _NUMBER_TEXT.fullmatch(text) else None
-
-
-def _as_date(text: str) -> date | None:
-    try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        if len(text) > 10 and text[10] in "T ":
-            return datetime.fromisoformat(text).date()
-    except ValueError:
-        pass
-    return None
-
-
-def _as_bool(text: str) -> bool | None:
-    low = text.lower()
-    return True if low in _TRUE else False if low in _FALSE else None
-
-
-_COERCE: dict[LitKind, Callable[[str], object]] = {
-    "str": str,
-    "num": _as_number,
-    "date": _as_date,
-    "bool": _as_bool,
-}
+# --- compiling ------------------------------------------------------------------------------
 
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -131,21 +81,6 @@ _STRING_OPS: dict[str, Callable[[str, str], bool]] = {
     "contains": operator.contains,
 }
 
-
-@dataclass(frozen=True, slots=True)
-class _Lit:
-    kind: LitKind
-    value: object
-    text: str
-    """The literal as text, for string comparisons (a date as YYYY-MM-DD)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Col:
-    name: str
-
-
-_Operand = _Lit | _Col
 
 
 def _compare(op: str, left: _Operand, right: _Operand) -> Predicate:
@@ -275,99 +210,6 @@ def _any(preds: list[Predicate]) -> Predicate:
 
 def _negate(p: Predicate) -> Predicate:
     return lambda a: not p(a)
-
-
-# --- tokens ---------------------------------------------------------------------------------
-
-_KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "startswith", "endswith", "contains"})
-_FUNCTIONS = ("exists", "date")
-_TOKEN = re.compile(
-    r"""(?P<date>\d{4}-\d\d-\d\d)(?![\w.])
-      | (?P<num>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?![\w.])
-      | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
-      | (?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|,)
-    """,
-    re.VERBOSE,
-)
-_JUNK_WORD = re.compile(r"[-\w.]+")
-_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t"}
-
-
-@dataclass(frozen=True, slots=True)
-class _Tok:
-    kind: str
-    """``ident``, ``kw`` (lower-cased text), ``str``, ``num``, ``date``, ``op`` or ``end``."""
-    text: str
-    pos: int
-    value: object = None
-
-    def describe(self) -> str:
-        return "end of expression" if self.kind == "end" else f"'{self.text}'"
-
-    def found(self) -> str:
-        """``, found 'x'`` for messages; nothing at the end, where the caret already says so."""
-        return "" if self.kind == "end" else f", found '{self.text}'"
-
-
-def _tokenize(expr: str) -> list[_Tok]:
-    toks: list[_Tok] = []
-    i, n = 0, len(expr)
-    while True:
-        while i < n and expr[i].isspace():
-            i += 1
-        if i >= n:
-            toks.append(_Tok("end", "", n))
-            return toks
-        c = expr[i]
-        if c in "'\"":
-            toks.append(_string(expr, i))
-            i += len(toks[-1].text)
-            continue
-        m = _TOKEN.match(expr, i)
-        if m is None:
-            junk = _JUNK_WORD.match(expr, i)
-            if c.isdigit() or (c in "-." and junk is not None and len(junk.group()) > 1):
-                word = junk.group() if junk else c
-                raise SegmentError(f"invalid number or date {word!r}", expr, i)
-            hint = {"=": "use '=='", "!": "use 'not' or '!='", "&": "use 'and'", "|": "use 'or'"}.get(c)
-            raise SegmentError(f"unexpected character {c!r}", expr, i, hint=hint)
-        kind = m.lastgroup or ""
-        text = m.group()
-        if kind == "num":
-            toks.append(_Tok("num", text, i, float(text)))
-        elif kind == "date":
-            toks.append(_Tok("date", text, i, _parse_date_literal(text, expr, i)))
-        elif kind == "ident" and text.lower() in _KEYWORDS:
-            toks.append(_Tok("kw", text.lower(), i))
-        else:
-            toks.append(_Tok(kind, text, i))
-        i = m.end()
-
-
-def _string(expr: str, start: int) -> _Tok:
-    quote, i = expr[start], start + 1
-    out: list[str] = []
-    while i < len(expr):
-        c = expr[i]
-        if c == quote:
-            return _Tok("str", expr[start : i + 1], start, "".join(out))
-        if c == "\\":
-            nxt = expr[i + 1] if i + 1 < len(expr) else ""
-            if nxt not in _ESCAPES:
-                raise SegmentError("unknown escape in string", expr, i, hint="use \\\\ \\' \\\" \\n or \\t")
-            out.append(_ESCAPES[nxt])
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    raise SegmentError("unterminated string", expr, start)
-
-
-def _parse_date_literal(text: str, expr: str, pos: int) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise SegmentError(f"invalid date {text!r}", expr, pos, hint="dates are YYYY-MM-DD") from None
 
 
 # --- parser ---------------------------------------------------------------------------------
