@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from rss import run_measured
 
 ROWS = 1_000_000
 MAX_RSS_MB = 150
@@ -42,15 +41,9 @@ def test_million_rows_offline_check_stays_flat(tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     make_audience(path)
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pushctl", "--output", "json", "tokens", "check", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_measured([sys.executable, "-m", "pushctl", "--output", "json", "tokens", "check", str(path)])
     elapsed = time.monotonic() - started
-    # ru_maxrss is in KB on Linux: the largest of the waited-for children.
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_mb = proc.peak_mb
     print(f"\n1,000,000 rows checked in {elapsed:.1f} s, peak RSS {peak_mb:.0f} MB")
     assert proc.returncode == 1, proc.stderr
     objects = [json.loads(line) for line in proc.stdout.splitlines()]
