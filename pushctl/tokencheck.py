@@ -210,6 +210,18 @@ def iter_findings(reader: AudienceReader, checker: OfflineChecker | None = None)
     yield from checker.finish()
 
 
+def open_prune_csv(stack: ExitStack, path: str | Path, header: list[str]) -> Any:
+    """A CSV writer on ``path`` (closed with ``stack``) with ``header`` written; AudienceError if
+    the file cannot be created."""
+    try:
+        fh = stack.enter_context(Path(path).open("w", encoding="utf-8", newline=""))  # noqa: SIM115 (closed by the caller's ExitStack)
+    except OSError as exc:
+        raise AudienceError(f"cannot write: {exc.strerror or exc}", file=str(path)) from None
+    writer = csv.writer(fh)
+    writer.writerow(header)
+    return writer
+
+
 def check_audience(
     path: str | Path,
     *,
@@ -230,13 +242,8 @@ def check_audience(
     with ExitStack() as stack:
         writer = None
         if prune_list is not None:
-            try:
-                prune_fh = stack.enter_context(Path(prune_list).open("w", encoding="utf-8", newline=""))
-            except OSError as exc:
-                raise AudienceError(f"cannot write: {exc.strerror or exc}", file=str(prune_list)) from None
+            writer = open_prune_csv(stack, prune_list, ["token", "platform", "line", "problem", "message"])
             report.prune_list = str(prune_list)
-            writer = csv.writer(prune_fh)
-            writer.writerow(["token", "platform", "line", "problem", "message"])
         for finding in iter_findings(reader, checker):
             report.findings_total += 1
             report.counts[str(finding.problem)] += 1

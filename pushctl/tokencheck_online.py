@@ -17,7 +17,6 @@ only the first ``max_findings`` findings are kept in memory.
 
 from __future__ import annotations
 
-import csv
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
@@ -27,14 +26,13 @@ from typing import IO, Any
 
 from pushctl.audience import AudienceReader, BadRow, Format
 from pushctl.config import Profile
-from pushctl.errors import AudienceError
 from pushctl.model import Device, Platform
 from pushctl.outcome import Outcome, Result
 from pushctl.providers import get_provider_factory
 from pushctl.providers.base import Provider, started
 from pushctl.sender import Event, Sender, SendOptions, WorkItem, prepare_item
 from pushctl.template import Notification
-from pushctl.tokencheck import OfflineChecker, Problem, TokenFinding, TokenReport
+from pushctl.tokencheck import OfflineChecker, Problem, TokenFinding, TokenReport, open_prune_csv
 
 APNS_NOT_CHECKED = (
     "not checked online (APNs has no dry run; use --apns-probe, which sends a real silent push)"
@@ -369,13 +367,8 @@ async def check_audience_online(
     with ExitStack() as stack:
         writer = None
         if prune_list is not None:
-            try:
-                fh = stack.enter_context(Path(prune_list).open("w", encoding="utf-8", newline=""))
-            except OSError as exc:
-                raise AudienceError(f"cannot write: {exc.strerror or exc}", file=str(prune_list)) from None
+            writer = open_prune_csv(stack, prune_list, list(PRUNE_FIELDS))
             report.offline.prune_list = str(prune_list)
-            writer = csv.writer(fh)
-            writer.writerow(PRUNE_FIELDS)
         run = _Run(report, providers, missing, writer, max_findings, on_finding, on_settled)
         async with started(providers.values()):
             sender = Sender(providers, send or SendOptions(), on_result=run.result, on_event=on_event)

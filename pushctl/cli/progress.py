@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pushctl.cli.console import Terminal
 from pushctl.cli.results_view import OUTCOME_STYLES
 from pushctl.outcome import Outcome
+from pushctl.sender import Event
 
 
 class SendProgress:
@@ -83,6 +84,20 @@ class SendProgress:
                     task, completed=self.done, rate=f"{self._rate():,.0f}", counts=self._counts_text()
                 )
                 progress.refresh()
+
+
+def event_printer(terminal: Terminal) -> Callable[[Event], None]:
+    """How sender events reach the user: warnings, the auth stop, and info lines on stderr."""
+
+    def on_event(event: Event) -> None:
+        if event.kind == "warning":
+            terminal.warn(event.message)
+        elif event.kind == "auth_stop":
+            terminal.error(event.message)
+        else:
+            terminal.info(event.message)
+
+    return on_event
 
 
 async def countdown(terminal: Terminal, until: datetime, now: Callable[[], datetime]) -> None:

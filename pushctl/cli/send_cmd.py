@@ -16,7 +16,7 @@ from pushctl import clock
 from pushctl.campaign import CampaignReport, CampaignSpec, Hooks, check_start_time, run_campaign
 from pushctl.cli.console import Terminal
 from pushctl.cli.dry_run import dry_run
-from pushctl.cli.progress import SendProgress, countdown
+from pushctl.cli.progress import SendProgress, countdown, event_printer
 from pushctl.cli.results_view import result_json_line, show_results, write_summary
 from pushctl.cli.state import State, get_state
 from pushctl.config import Profile, resolve_profile
@@ -28,7 +28,7 @@ from pushctl.pipeline import Controls
 from pushctl.result_files import InvalidTokenFile, ResultFile
 from pushctl.schedule import Cap, LocalTimeSlot, QuietHours, bad_zone_reason, parse_at, parse_duration
 from pushctl.segment import Segment
-from pushctl.sender import Event, Sender, SendOptions
+from pushctl.sender import Sender, SendOptions
 from pushctl.suppression import SuppressionList
 from pushctl.transport.loop import run as run_loop
 
@@ -115,13 +115,7 @@ def _sink(terminal: Terminal, progress: SendProgress, files: list[ResultFile | I
         if terminal.json:
             terminal.json_line(result_json_line(result))
 
-    def on_event(event: Event) -> None:
-        if event.kind == "warning":
-            terminal.warn(event.message)
-        elif event.kind == "auth_stop":
-            terminal.error(event.message)
-        else:
-            terminal.info(event.message)
+    on_event = event_printer(terminal)
 
     def on_start(campaign_id: str, resumed: bool, _sender: Sender) -> None:
         verb = "continuing" if resumed else "campaign"

@@ -150,8 +150,8 @@ async def _check_online(
     concurrency: int | None,
 ) -> OnlineReport:
     from pushctl.cli.credentials_cmd import password_source
-    from pushctl.cli.progress import SendProgress
-    from pushctl.sender import Event, SendOptions
+    from pushctl.cli.progress import SendProgress, event_printer
+    from pushctl.sender import SendOptions
     from pushctl.tokencheck_online import Finding, check_audience_online, finding_dict
 
     terminal = state.terminal
@@ -166,13 +166,7 @@ async def _check_online(
     def on_finding(finding: Finding) -> None:
         terminal.json_line(finding_dict(finding))
 
-    def on_event(event: Event) -> None:
-        if event.kind == "warning":
-            terminal.warn(event.message)
-        elif event.kind == "auth_stop":
-            terminal.error(event.message)
-        else:
-            terminal.info(event.message)
+    on_event = event_printer(terminal)
 
     progress = SendProgress(terminal, _count_rows(audience, fmt) if terminal.interactive else None)
     async with progress.live():
