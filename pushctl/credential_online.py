@@ -12,8 +12,13 @@ ones, so ``pushctl credentials check --online`` prints both lists as one table.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from pushctl.config import Profile
 from pushctl.credential_checks import CredentialCheck
@@ -27,6 +32,7 @@ from pushctl.credentials import (
 )
 from pushctl.errors import AuthRefused, PushctlError
 from pushctl.model import Device, Platform
+from pushctl.paths import data_dir
 from pushctl.payload import build_apns
 from pushctl.providers.apns import ApnsProvider
 from pushctl.providers.base import Attempt, AttemptKind
@@ -57,6 +63,20 @@ def apns_refusal(reason: str, profile: Profile, key: ApnsTokenKey | None) -> tup
     env, topic = apns.environment, apns.topic
     who = _key_line(key) if key is not None else "the certificate"
     if key is not None and reason == "InvalidProviderToken":
+        seen = accepted_before(key.key_id)
+        if seen is not None and seen[0] != key.team_id:
+            return (
+                f"APNs does not accept {who}: team id {key.team_id} does not own key {key.key_id} "
+                f"(it was accepted with team id {seen[0]} on {seen[1]}) (InvalidProviderToken)",
+                f"set apns.team_id to {seen[0]}, the team that owns key {key.key_id}",
+            )
+        if seen is not None:
+            return (
+                f"APNs no longer accepts {who}: it was accepted on {seen[1]}, so the key has been "
+                "revoked (InvalidProviderToken)",
+                "create a new key on developer.apple.com → Certificates, Identifiers & Profiles → Keys "
+                "and set apns.key_file and apns.key_id",
+            )
         # APNs gives this one answer for a team id that does not own the key, a revoked key and
         # a key id it never issued: name the values so the user can compare them with the portal.
         return (
@@ -107,6 +127,40 @@ def apns_refusal(reason: str, profile: Profile, key: ApnsTokenKey | None) -> tup
     return (f"APNs refused the probe ({reason})", "see the reason in Apple's APNs error table")
 
 
+def _accepted_file() -> Path:
+    return data_dir() / "apns-accepted-keys.json"
+
+
+def remember_accepted(key: ApnsTokenKey) -> None:
+    """Note that APNs accepted ``key`` with its team id (ids and a date only, nothing secret).
+
+    APNs answers ``InvalidProviderToken`` alike for a wrong team id and a revoked key; what
+    was accepted before tells the two apart on a later check.
+    """
+    path = _accepted_file()
+    seen = _load_accepted(path)
+    seen[key.key_id] = {"team_id": key.team_id, "date": datetime.now(UTC).date().isoformat()}
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(seen, indent=1, sort_keys=True))
+
+
+def accepted_before(key_id: str) -> tuple[str, str] | None:
+    """(team id, date) APNs last accepted ``key_id`` with, if this machine has seen it."""
+    entry = _load_accepted(_accepted_file()).get(key_id)
+    if isinstance(entry, dict) and isinstance(entry.get("team_id"), str):
+        return entry["team_id"], str(entry.get("date", "an earlier check"))
+    return None
+
+
+def _load_accepted(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 async def check_apns_online(
     profile: Profile, *, password: Callable[[], bytes | None] | None = None
 ) -> OnlineCheck:
@@ -147,6 +201,8 @@ async def check_apns_online(
                            fix="check the network, apns.endpoint and ca_file", warnings=warnings,
                            unreachable=True)
     if attempt.reason in _TOKEN_ACCEPTED or attempt.status == 200:
+        if key is not None:
+            remember_accepted(key)
         detail = (f"APNs accepted {who}, topic {topic} and the {apns.environment} environment at "
                   f"{apns.url} (probe answered {attempt.reason or attempt.status})")
         if attempt.status == 200:

@@ -78,6 +78,29 @@ def test_wrong_team_id(emulator: tuple[Emulator, Path]) -> None:
     assert "1 failed" in err
 
 
+def test_wrong_team_id_after_an_accepted_check_names_the_owning_team(emulator: tuple[Emulator, Path]) -> None:
+    _emu, cfg = emulator
+    assert online_rows(cfg)[0] == ExitCode.OK  # remembers: key EMU0000001 belongs to EMUTEAM001
+    code, rows, _ = online_rows(with_apns(cfg, team_id="EMUTEAM002"))
+    assert code == ExitCode.AUTH
+    detail = rows["apns"]["detail"]
+    assert "team id EMUTEAM002 does not own key EMU0000001" in detail
+    assert "accepted with team id EMUTEAM001" in detail and "revoked" not in detail
+    assert rows["apns"]["fix"] == "set apns.team_id to EMUTEAM001, the team that owns key EMU0000001"
+
+
+def test_revoked_key_after_an_accepted_check_says_revoked(emulator: tuple[Emulator, Path]) -> None:
+    emu, cfg = emulator
+    assert online_rows(cfg)[0] == ExitCode.OK
+    emu.registry.revoked_keys.add("EMU0000001")
+    code, rows, _ = online_rows(cfg)
+    assert code == ExitCode.AUTH
+    detail = rows["apns"]["detail"]
+    assert "no longer accepts key EMU0000001" in detail and "has been revoked" in detail
+    assert "does not own" not in detail
+    assert "create a new key" in rows["apns"]["fix"]
+
+
 def test_wrong_topic(emulator: tuple[Emulator, Path]) -> None:
     _emu, cfg = emulator
     code, rows, _ = online_rows(with_apns(cfg, topic="com.example.other"))
