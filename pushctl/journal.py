@@ -121,7 +121,8 @@ class DeviceState(StrEnum):
     SETTLED = "settled"
     """Has a final outcome: never send again in this campaign."""
     DEFERRED = "deferred"
-    """Its time slot had not come: a later run considers it again."""
+    """Not sent for now — its time slot had not come, or the credentials were refused
+    (``auth_failed``): a later run considers it again."""
 
 
 def validate_campaign_id(campaign_id: str) -> str:
@@ -359,7 +360,7 @@ class Run:
         whose results can pause for long may also call :meth:`flush` from a timer.
         """
         now = clock.timestamp()
-        state = DeviceState.DEFERRED if result.outcome is Outcome.DEFERRED else DeviceState.SETTLED
+        state = DeviceState.SETTLED if result.outcome.is_final else DeviceState.DEFERRED
         sent_at = now - result.latency_ms / 1000 if result.attempts else None
         self._buffer.append(
             (

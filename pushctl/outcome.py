@@ -29,8 +29,9 @@ class Outcome(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        """False only for outcomes that a later run should revisit."""
-        return self is not Outcome.DEFERRED
+        """False for outcomes that a later run of the campaign revisits: ``deferred`` (its time
+        had not come) and ``auth_failed`` (sent again once the credentials are fixed)."""
+        return self not in (Outcome.DEFERRED, Outcome.AUTH_FAILED)
 
     @property
     def is_success(self) -> bool:

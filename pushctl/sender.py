@@ -432,7 +432,15 @@ class Sender:
         self.stopped_reason = "auth_failed"  # outranks "interrupted": the exit code is 3, not 130
         self._event("auth_stop", f"{lane.name} refused the credentials ({attempt.reason}); "
                                  "stopping the campaign: no further devices will be sent")
+        # Requests still queued for a stream (APNs allows one until a token is accepted) would
+        # each be refused in turn: cancel them. They get no result, so the journal keeps them in
+        # flight and the run after the fix sends them (with the campaign's collapse id).
+        self._aborting = True
         self._begin_stop()
+        current = _current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
 
     def _check_environment(self, lane: _Lane, attempt: Attempt) -> None:
         self._env_answers += 1

@@ -154,3 +154,23 @@ def test_mixed_campaign_stops_both_providers_when_apns_refuses(tmp_path: Path) -
     assert len(results) < AUDIENCE // 2
     assert apns_answers <= CONCURRENCY
     assert delivered < AUDIENCE // 2
+
+
+def test_after_fixing_refused_credentials_the_same_campaign_sends_everyone_once(tmp_path: Path) -> None:
+    audience = tmp_path / "audience.csv"
+    tokens = _audience(audience, ios=500)
+    journal = tmp_path / "journal.sqlite3"
+    with Emulator(tmp_path / "emu") as emu:
+        config = emu.write_profile(tmp_path / "config.toml")
+        _edit_profile(config, apns={"key_id": "WRONG00001"})
+        code, _, stderr = _send(config, audience, journal, "--campaign", "fix-me")
+        assert code == 3, stderr
+        _edit_profile(config, apns={"key_id": "EMU0000001"})
+        code, stdout, stderr = _send(config, audience, journal, "--campaign", "fix-me")
+        counts = {t: emu.inbox.count(t) for t in tokens}
+
+    assert code == 0, stderr
+    # auth_failed does not settle a device: the run after the fix sends every device, once.
+    assert set(counts.values()) == {1}
+    (summary,) = _results(stdout)[1]
+    assert summary["outcomes"]["delivered"] == 500 and summary["outcomes"]["auth_failed"] == 0
