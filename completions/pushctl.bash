@@ -38,7 +38,7 @@ _pushctl_options() {
         "emulator") echo "" ;;
         "emulator inbox") echo "--state-dir --token -t" ;;
         "emulator issue-cert") echo "--environment --out-dir --state-dir" ;;
-        "emulator run") echo "--apns-port --fcm-port --no-profile --profile-name --scenario --seed --state-dir" ;;
+        "emulator run") echo "--apns-port --fcm-port --no-profile --profile-name --scenario --seed --state-dir --workers" ;;
         "render") echo "--audience --campaign --format --on-bad-row --platform --row --token --topic --variant -a -f" ;;
         "runs") echo "" ;;
         "runs export") echo "--format --journal --out -f" ;;

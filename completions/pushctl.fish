@@ -45,6 +45,7 @@ complete -c pushctl -n '__fish_seen_subcommand_from emulator && __fish_seen_subc
 complete -c pushctl -n '__fish_seen_subcommand_from emulator && __fish_seen_subcommand_from run' -l scenario -d 'Scenario TOML: options, registry, faults'
 complete -c pushctl -n '__fish_seen_subcommand_from emulator && __fish_seen_subcommand_from run' -l seed -d 'Seed for injected faults'
 complete -c pushctl -n '__fish_seen_subcommand_from emulator && __fish_seen_subcommand_from run' -l state-dir -d 'Emulator state dir: CA, certificates, endpoints'
+complete -c pushctl -n '__fish_seen_subcommand_from emulator && __fish_seen_subcommand_from run' -l workers -d 'Worker processes sharing the ports (SO_REUSEPORT); admin views are merged'
 complete -c pushctl -n '__fish_seen_subcommand_from render' -l audience -d 'Audience file (CSV, JSONL or text), or - for stdin'
 complete -c pushctl -n '__fish_seen_subcommand_from render' -l campaign -d 'Campaign id that A/B variants are chosen with'
 complete -c pushctl -n '__fish_seen_subcommand_from render' -l format -d 'Audience format (default: by extension; sniffed for stdin)'
@@ -74,7 +75,7 @@ complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcomma
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from prune-list' -F
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from show' -l journal -d 'Journal database (default: user data dir)'
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from show' -l limit -d 'Most rows in the device table'
-complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from show' -l show -d 'Which devices to list'
+complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from show' -l show -d 'Which devices to list (failures first)'
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from show' -F
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l at -d 'Start at this time (ISO 8601 with offset)'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l audience -d 'Audience file (CSV, JSONL, text) or - for stdin'
@@ -100,7 +101,7 @@ complete -c pushctl -n '__fish_seen_subcommand_from send' -l on-bad-row -d 'Stop
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l quiet-hours -d 'Defer devices inside e'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l rate -d 'At most N notifications per second'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l results -d 'Write per-device results ('
-complete -c pushctl -n '__fish_seen_subcommand_from send' -l show -d 'Per-device rows in the final table'
+complete -c pushctl -n '__fish_seen_subcommand_from send' -l show -d 'Per-device rows in the final table (failures first)'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l skip-known-invalid -d 'Skip tokens an earlier run found invalid'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l spread -d 'Spread the sends evenly over e'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l suppress -d 'Opt-out list (tokens / user ids); repeatable'

@@ -44,7 +44,7 @@ from pushctl.errors import InputError
 from pushctl.journal_lock import CampaignLock, is_locked
 from pushctl.journal_reports import RunInfo
 from pushctl.model import Platform
-from pushctl.outcome import Outcome, Result
+from pushctl.outcome import Result
 from pushctl.summary import Summary
 
 __all__ = ["DeviceState", "Journal", "Run", "RunInfo", "validate_campaign_id"]

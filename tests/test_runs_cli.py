@@ -91,7 +91,8 @@ def test_journal_path_from_environment(journal_file: Path) -> None:
 def test_show_table_lists_failures_first_then_summary(journal_file: Path) -> None:
     code, out, err = _invoke("runs", "show", "spring", journal=journal_file)
     assert (code, err) == (0, "")
-    assert out.index("Failures") < out.index("Summary") < out.index("By variant")
+    assert out.index("Devices") < out.index("Summary") < out.index("By variant")
+    assert out.index("invalid_token") < out.index("delivered")  # failures first
     assert out.count("Unregistered") == 12 + 1  # 12 device rows + 1 summary row
     assert "0000…000a" in out
     assert "campaign spring, 120 devices" in out and "40 retries" in out

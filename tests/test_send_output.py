@@ -76,7 +76,11 @@ def test_readme_first_command_shows_device_and_summary_tables() -> None:
         "--output", "table", "send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--emulator"
     )
     assert code == 1, stderr
-    assert "Failures" in stdout and "Summary" in stdout  # --show failures (default): failed devices
+    assert "Devices" in stdout and "Summary" in stdout  # --show all (default), failures first
+    device_rows = [line for line in stdout.split("Summary")[0].splitlines() if "│" in line]
+    assert len(device_rows) == 13
+    outcomes = ["delivered" if "delivered" in row else "failure" for row in device_rows]
+    assert outcomes == sorted(outcomes, key=lambda o: o == "delivered")
     header = next(line for line in stdout.splitlines() if "token" in line and "outcome" in line)
     for column in ("platform", "reason", "attempts", "latency"):
         assert column in header

@@ -116,7 +116,9 @@ def list_cmd(
 @runs_app.command("show")
 def show_cmd(
     campaign_id: Annotated[str, typer.Argument(metavar="ID", help="Campaign id (see `pushctl runs list`).")],
-    show: Annotated[ShowChoice, typer.Option("--show", help="Which devices to list.")] = ShowChoice.FAILURES,
+    show: Annotated[
+        ShowChoice, typer.Option("--show", help="Which devices to list (failures first).")
+    ] = ShowChoice.ALL,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most rows in the device table.")] = 50,
     journal_opt: JournalOption = None,
 ) -> None:

@@ -198,7 +198,7 @@ def send(
     invalid_tokens: Annotated[
         Path | None, typer.Option("--invalid-tokens", help="Write the invalid tokens (prune list).")
     ] = None,
-    show: Annotated[Show, typer.Option(help="Per-device rows in the final table.")] = "failures",
+    show: Annotated[Show, typer.Option(help="Per-device rows in the final table (failures first).")] = "all",
     limit: Annotated[int, typer.Option(min=0, help="At most N rows in the per-device table.")] = 50,
     where: Annotated[str | None, typer.Option("--where", help="Only rows matching this expression.")] = None,
     suppress: Annotated[

@@ -56,6 +56,11 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 class Emulator:
     """Local APNs + FCM services that answer like the real ones and record what devices received."""
 
+    reuse_port = False
+    """Listen with ``SO_REUSEPORT`` (set by the multi-process workers, see :mod:`.workers`)."""
+    publish_endpoints = True
+    """Write (and on stop remove) ``endpoints.json``; the workers' parent writes it instead."""
+
     def __init__(
         self,
         state_dir: Path | None = None,
@@ -151,8 +156,8 @@ class Emulator:
             host=self.host,
         )
         self._servers = [apns, fcm]
-        await apns.start(self._wanted_ports[0])
-        await fcm.start(self._wanted_ports[1])
+        await apns.start(self._wanted_ports[0], reuse_port=self.reuse_port)
+        await fcm.start(self._wanted_ports[1], reuse_port=self.reuse_port)
         self.oauth.token_uri = self.token_uri
         self._write_endpoints()
 
@@ -160,8 +165,9 @@ class Emulator:
         """Stop both servers and close their connections."""
         for server in self._servers:
             await server.stop()
-        with contextlib.suppress(OSError):
-            (self.state_dir / ENDPOINTS_FILE).unlink()
+        if self.publish_endpoints:
+            with contextlib.suppress(OSError):
+                (self.state_dir / ENDPOINTS_FILE).unlink()
 
     def start(self) -> Emulator:
         """Run the servers on a background thread with its own event loop; returns when listening."""
@@ -241,36 +247,18 @@ class Emulator:
 
         ``default_profile`` is set only when the file has none.
         """
-        config_path = Path(config_path).resolve()
-        data: dict[str, Any] = {}
-        if config_path.exists():
-            data = tomllib.loads(config_path.read_text())
-        data.setdefault("default_profile", name)
-        profiles = data.setdefault("profiles", {})
-        profiles[name] = {
-            "ca_file": str(self.ca_file),
-            "apns": {
-                "environment": "sandbox",
-                "endpoint": self.apns_url,
-                "key_file": str(SAMPLE_APNS_KEY),
-                "key_id": SAMPLE_KEY_ID,
-                "team_id": SAMPLE_TEAM_ID,
-                "topic": SAMPLE_TOPIC,
-            },
-            "fcm": {
-                "service_account": str(SAMPLE_SERVICE_ACCOUNT),
-                "endpoint": self.fcm_url,
-                "token_uri": self.token_uri,
-            },
-        }
-        config_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            tomli_w.dump(data, fh)
-        config_path.chmod(0o600)
-        return config_path
+        return write_profile(
+            config_path,
+            name,
+            ca_file=self.ca_file,
+            apns_url=self.apns_url,
+            fcm_url=self.fcm_url,
+            token_uri=self.token_uri,
+        )
 
     def _write_endpoints(self) -> None:
+        if not self.publish_endpoints:
+            return
         info = {
             "apns_url": self.apns_url,
             "fcm_url": self.fcm_url,
@@ -292,22 +280,66 @@ class Emulator:
         return self.fcm.handle(req)
 
     def _admin(self, req: Request) -> Response:
-        url = urlsplit(req.path)
-        if url.path == "/_emulator/stats" and req.method == "GET":
-            return json_response(200, self.stats())
+        status, body = self.admin_view(req.method, req.path)
+        return json_response(status, body)
+
+    def admin_view(self, method: str, path: str) -> tuple[int, Any]:
+        """Answer an ``/_emulator/...`` admin request from this process's own state: (status, JSON).
+
+        Thread-safe (the inbox locks; counters are copied), so a worker's private admin
+        server may call it from another thread.
+        """
+        url = urlsplit(path)
+        if url.path == "/_emulator/stats" and method == "GET":
+            return 200, self.stats()
         if url.path == "/_emulator/inbox":
-            if req.method == "DELETE":
+            if method == "DELETE":
                 self.inbox.clear()
-                return json_response(200, {"cleared": True})
+                return 200, {"cleared": True}
             token = parse_qs(url.query).get("token", [None])[0]
             if token is not None:
                 deliveries = [d.to_json() for d in self.inbox.received(token)]
-                return json_response(
-                    200, {"token": token, "count": len(deliveries), "deliveries": deliveries}
-                )
+                return 200, {"token": token, "count": len(deliveries), "deliveries": deliveries}
             counts = {t: self.inbox.count(t) for t in sorted(self.inbox.tokens())}
-            return json_response(200, {"total": self.inbox.total(), "counts": counts})
-        return json_response(404, {"error": "unknown admin endpoint"})
+            return 200, {"total": self.inbox.total(), "counts": counts}
+        return 404, {"error": "unknown admin endpoint"}
+
+
+def write_profile(
+    config_path: Path, name: str, *, ca_file: Path, apns_url: str, fcm_url: str, token_uri: str
+) -> Path:
+    """Merge an emulator profile into ``config_path`` (TOML, mode 0600); returns the path.
+
+    ``default_profile`` is set only when the file has none.
+    """
+    config_path = Path(config_path).resolve()
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        data = tomllib.loads(config_path.read_text())
+    data.setdefault("default_profile", name)
+    profiles = data.setdefault("profiles", {})
+    profiles[name] = {
+        "ca_file": str(ca_file),
+        "apns": {
+            "environment": "sandbox",
+            "endpoint": apns_url,
+            "key_file": str(SAMPLE_APNS_KEY),
+            "key_id": SAMPLE_KEY_ID,
+            "team_id": SAMPLE_TEAM_ID,
+            "topic": SAMPLE_TOPIC,
+        },
+        "fcm": {
+            "service_account": str(SAMPLE_SERVICE_ACCOUNT),
+            "endpoint": fcm_url,
+            "token_uri": token_uri,
+        },
+    }
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        tomli_w.dump(data, fh)
+    config_path.chmod(0o600)
+    return config_path
 
 
 def read_endpoints(state_dir: Path | None = None) -> dict[str, Any]:

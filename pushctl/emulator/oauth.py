@@ -1,11 +1,18 @@
 """Google's OAuth2 token endpoint, emulated for service-account JWT assertions (``POST /token``).
 
 Access tokens are random strings kept in memory with their service account and expiry;
-:class:`TokenStore` is what the FCM side consults for every ``authorization`` header.
+:class:`TokenStore` is what the FCM side consults for every ``authorization`` header. With a
+``secret`` (multi-process mode, where the token may be issued by one worker and used on another)
+a token also carries its account and expiry, HMAC-signed, so any worker sharing the secret
+accepts it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import secrets
 import threading
 import time
@@ -40,20 +47,55 @@ class AccessToken:
 class TokenStore:
     """Issued access tokens (thread-safe: tests may issue or expire tokens from another thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: bytes | None = None) -> None:
         self._tokens: dict[str, AccessToken] = {}
         self._lock = threading.Lock()
+        self.secret = secret
+        """Shared by every worker of a multi-process emulator: signs self-describing tokens."""
+        self._expired_before = 0.0
 
     def issue(self, client_email: str, project_id: str, lifetime: float) -> str:
         """Create a new access token valid for ``lifetime`` seconds."""
-        token = "ya29.emu-" + secrets.token_urlsafe(32)
+        now = time.time()
+        record = AccessToken(client_email, project_id, now + lifetime)
+        if self.secret is None:
+            token = "ya29.emu-" + secrets.token_urlsafe(32)
+        else:
+            claims = [client_email, project_id, record.expires_at, now, secrets.token_urlsafe(8)]
+            body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+            token = "ya29.emu-" + body + "." + self._mac(body)
         with self._lock:
-            self._tokens[token] = AccessToken(client_email, project_id, time.time() + lifetime)
+            self._tokens[token] = record
         return token
+
+    def _mac(self, body: str) -> str:
+        assert self.secret is not None
+        digest = hmac.new(self.secret, body.encode(), hashlib.sha256).digest()[:18]
+        return base64.urlsafe_b64encode(digest).decode()
+
+    def _verify(self, token: str) -> AccessToken | None:
+        """A signed token issued by another worker (cached once verified)."""
+        body, _, mac = token.removeprefix("ya29.emu-").rpartition(".")
+        if not body or not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            email, project, expires_at, issued_at, _nonce = json.loads(
+                base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            )
+        except (ValueError, TypeError):
+            return None
+        if float(issued_at) < self._expired_before:
+            expires_at = 0.0
+        record = AccessToken(str(email), str(project), float(expires_at))
+        with self._lock:
+            self._tokens[token] = record
+        return record
 
     def lookup(self, token: str) -> AccessToken | None:
         """The token's record if it exists and has not expired."""
         record = self._tokens.get(token)
+        if record is None and self.secret is not None and token.startswith("ya29.emu-"):
+            record = self._verify(token)
         if record is None or record.expires_at <= time.time():
             return None
         return record
@@ -61,6 +103,7 @@ class TokenStore:
     def expire_all(self) -> None:
         """Make every issued token expired (to test a client's refresh)."""
         with self._lock:
+            self._expired_before = time.time()
             self._tokens = {
                 t: AccessToken(r.client_email, r.project_id, 0.0) for t, r in self._tokens.items()
             }

@@ -386,6 +386,11 @@ class H2Server:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
+    @property
+    def sockets(self) -> list[Any]:
+        """The listening sockets (socket-like objects; empty before :meth:`start`)."""
+        return list(self._server.sockets) if self._server is not None else []
+
     async def stop(self) -> None:
         """Stop listening and close every connection."""
         if self._server is not None:
