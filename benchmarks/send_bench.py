@@ -6,6 +6,7 @@ local HTTP/2 + TLS sink pinned to the other core, once per provider (APNs, then 
     .venv/bin/python benchmarks/send_bench.py                      # 100,000 each, nginx sink
     .venv/bin/python benchmarks/send_bench.py --devices 1000000 --provider apns
     .venv/bin/python benchmarks/send_bench.py --sink emulator      # `pushctl emulator run` as the sink
+    .venv/bin/python benchmarks/send_bench.py --sink emulator --emulator-workers 2 --sink-core -1
     .venv/bin/python benchmarks/send_bench.py --journal shm        # journal in /dev/shm (overhead check)
     .venv/bin/python benchmarks/send_bench.py --profile            # cProfile the pushctl process
 
@@ -16,7 +17,10 @@ Sinks:
   ``{"name": ...}`` and the OAuth token exchange with a fixed access token. Installed with
   ``apt-get install -y nginx`` if it is missing (needs root). A C sink that is not the bottleneck.
 * ``emulator``: ``pushctl emulator run`` in its own process (every request fully checked and
-  recorded in its inbox), so it measures the emulator as much as the client.
+  recorded in its inbox), so it measures the emulator as much as the client. With
+  ``--emulator-workers N`` it runs ``--workers N`` and a scenario lowering the stream limit so that
+  pushctl opens 2N connections (the kernel spreads connections, not requests, over the workers).
+  Rows then also report the emulator's CPU per request (all its processes, from ``/proc``).
 
 What is measured is the pushctl process only: CPU time (user + system, from ``wait4``'s rusage,
 i.e. the child's ``process_time``), peak RSS (``ru_maxrss``), wall time of the whole command
@@ -102,6 +106,19 @@ class Sink:
     fcm_url: str
     token_uri: str
     ca_file: Path
+    pids: tuple[int, ...] = ()
+    """Processes whose CPU is the sink's (the emulator and its workers)."""
+
+
+def cpu_seconds(pids: tuple[int, ...]) -> float:
+    """User + system CPU of ``pids`` so far (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def free_port() -> int:
@@ -155,9 +172,14 @@ def nginx_sink(tmp: Path, core: int | None) -> Iterator[Sink]:
 
 
 @contextlib.contextmanager
-def emulator_sink(tmp: Path, core: int | None) -> Iterator[Sink]:
+def emulator_sink(tmp: Path, core: int | None, workers: int = 1, concurrency: int = 500) -> Iterator[Sink]:
     state = tmp / "emulator"
     cmd = [sys.executable, "-m", "pushctl", "emulator", "run", "--state-dir", str(state), "--no-profile"]
+    if workers > 1:
+        scenario = tmp / "scenario.toml"
+        streams = max(1, -(-concurrency // (2 * workers)))
+        scenario.write_text(f"[options]\nmax_concurrent_streams = {streams}\n")
+        cmd += ["--workers", str(workers), "--scenario", str(scenario)]
     proc = subprocess.Popen(pinned(cmd, core), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         endpoints = state / "endpoints.json"
@@ -167,7 +189,8 @@ def emulator_sink(tmp: Path, core: int | None) -> Iterator[Sink]:
                 raise SystemExit("the emulator did not start")
             time.sleep(0.05)
         info = json.loads(endpoints.read_text())
-        yield Sink(info["apns_url"], info["fcm_url"], info["token_uri"], Path(info["ca_file"]))
+        pids = (proc.pid, *(int(w["pid"]) for w in info.get("workers", [])))
+        yield Sink(info["apns_url"], info["fcm_url"], info["token_uri"], Path(info["ca_file"]), pids)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -300,6 +323,10 @@ def main() -> None:
     parser.add_argument("--provider", choices=["apns", "fcm", "both"], default="both")
     parser.add_argument("--sink", choices=["nginx", "emulator"], default="nginx")
     parser.add_argument(
+        "--emulator-workers", type=int, default=1,
+        help="with --sink emulator: `pushctl emulator run --workers N` (pair with --sink-core -1)",
+    )
+    parser.add_argument(
         "--journal", choices=["disk", "shm"], default="disk",
         help="journal on the temp dir's disk, or in /dev/shm (to measure the journal's cost)",
     )
@@ -318,8 +345,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pushctl-bench-", dir=os.environ.get("BENCH_TMP")))
     try:
         (tmp / "template.yaml").write_text(TEMPLATE)
-        sink_cm = nginx_sink if args.sink == "nginx" else emulator_sink
-        with sink_cm(tmp, sink_core) as sink:
+        sink_cm = (
+            nginx_sink(tmp, sink_core)
+            if args.sink == "nginx"
+            else emulator_sink(tmp, sink_core, args.emulator_workers, args.concurrency)
+        )
+        with sink_cm as sink:
             write_config(tmp / "config.toml", sink, args.concurrency)
             if args.journal == "shm":
                 shm = Path(tempfile.mkdtemp(prefix="pushctl-bench-", dir="/dev/shm"))
@@ -332,8 +363,17 @@ def main() -> None:
                     best: dict[str, float | int | str] | None = None
                     for _ in range(args.repeat):
                         prof = tmp / f"{provider}.prof" if args.profile else None
+                        sink_cpu = cpu_seconds(sink.pids)
                         row = run_send(tmp, provider, args.devices, journal, client_core, prof, args.extra)
                         row |= {"sink": args.sink, "journal": args.journal}
+                        if sink.pids:
+                            used = cpu_seconds(sink.pids) - sink_cpu
+                            row |= {
+                                "sink_workers": args.emulator_workers,
+                                "sink_cpu_s": round(used, 2),
+                                "sink_cpu_us_per_request": round(used / args.devices * 1e6, 1),
+                                "sink_per_s_per_core": round(args.devices / used) if used else 0,
+                            }
                         print(json.dumps(row), flush=True)
                         if best is None or float(row["per_s_wall"]) > float(best["per_s_wall"]):
                             best = row

@@ -34,7 +34,7 @@ from pushctl.errors import AuthRefused, PushctlError
 from pushctl.model import Device, Platform
 from pushctl.paths import data_dir
 from pushctl.payload import build_apns
-from pushctl.providers.apns import ApnsProvider
+from pushctl.providers.apns import ApnsProvider, jwt_cache_path
 from pushctl.providers.base import Attempt, AttemptKind
 from pushctl.providers.fcm import AccessTokens
 from pushctl.tokencheck_online import silent_notification
@@ -182,8 +182,10 @@ async def check_apns_online(
     # Certificate auth without apns.topic: the certificate's own topic, as APNs would use it.
     topic = apns.topic or (cert.topics[0] if cert is not None and cert.topics else "")
     warnings = [w for w in [expiry_warning(cert.not_after)] if w] if cert is not None else []
+    # The JWT cache `pushctl send` uses: a check signs no new token while that one is current, since
+    # APNs refuses a new token for the same key within 20 minutes (TooManyProviderTokenUpdates).
     provider = ApnsProvider(apns.url, topic=topic, key=key, certificate=cert, ca_file=profile.ca_file,
-                            max_connections=1)
+                            max_connections=1, jwt_cache=jwt_cache_path(key) if key is not None else None)
     device = Device(PROBE_TOKEN, Platform.IOS, source="credentials check")
     request = build_apns(silent_notification(probe=True), device.token, topic=topic)
     try:
@@ -209,13 +211,14 @@ async def check_apns_online(
             warnings.append("the probe token was delivered: is apns.endpoint a real APNs server?")
         return OnlineCheck("apns", "online: push", path, True, detail, warnings=warnings)
     if attempt.reason == "TooManyProviderTokenUpdates":
-        # APNs verified the token before refusing a new one so soon: key, team and environment are
-        # accepted; the topic was not reached.
-        warnings.append("APNs refused a new token this soon after the last one; run again in 20 minutes "
-                        "to check the topic too")
-        return OnlineCheck("apns", "online: push", path, True,
-                           f"APNs accepted {who} in the {where} (topic {topic} not checked: "
-                           "TooManyProviderTokenUpdates)", warnings=warnings)
+        # APNs refused a new token this soon after the last one (signed elsewhere, or the cache was
+        # lost): the request never reached the topic check, so the topic is not proven. Not a wrong
+        # credential either: a temporary refusal, reported like an unreachable service (exit 4).
+        return OnlineCheck("apns", "online: push", path, False,
+                           f"APNs refused a new provider token for {who} this soon after the last one "
+                           f"(TooManyProviderTokenUpdates): topic {topic} and the {where} not checked",
+                           fix="run again in 20 minutes (APNs accepts one new token per key every 20 minutes)",
+                           warnings=warnings, unreachable=True)
     if attempt.status == 429 or attempt.status >= 500:
         return OnlineCheck("apns", "online: push", path, False,
                            f"APNs answered {attempt.status} {attempt.reason}: nothing proven",

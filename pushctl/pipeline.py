@@ -91,6 +91,7 @@ class Pipeline:
         self.missing_provider = dict(missing_provider or {})
         self.stats = PipelineStats()
         self.collapse_id = run.collapse_id if run is not None else None
+        self._rendered_any = False
 
     def _skip(self, device: Device, outcome: Outcome, reason: str, variant: str = "") -> None:
         self.emit(Result(device.token, device.platform, outcome, reason, variant=variant, line=device.line))
@@ -175,11 +176,18 @@ class Pipeline:
         variant = self.template.choose_variant(device.token, self.campaign_id) or ""
         try:
             notification = self.template.render(device, variant=variant or None)
-        except TemplateError:
-            if self.on_bad_row == "fail":
+        except TemplateError as exc:
+            if not self._rendered_any:
+                # Nothing rendered yet: most likely the template itself is wrong. Stop before
+                # the first send (exit 2) rather than reject the whole audience device by device.
                 raise
-            self._skip(device, Outcome.SKIPPED, "template_error", variant)
+            # One row lacks what the template needs: that device's message is wrong, the
+            # campaign goes on (the row is in the result's line, the field in its reason).
+            field = f"field '{exc.field}': " if exc.field else ""
+            what = exc.message.split(" for the device at ")[0]
+            self._skip(device, Outcome.REJECTED, f"template {field}{what}", variant)
             return None
+        self._rendered_any = True
         prepared = prepare_item(provider, device, notification, collapse_id=self.collapse_id, variant=variant)
         if isinstance(prepared, Result):
             self.emit(prepared)

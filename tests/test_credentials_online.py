@@ -4,6 +4,7 @@ line for each way APNs / Google refuse the credentials."""
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +14,13 @@ import pytest
 import tomli_w
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from conftest import SAMPLES
 from typer.testing import CliRunner
 
 from pushctl.cli.app import app
 from pushctl.emulator import Emulator
 from pushctl.errors import ExitCode
+from pushctl.paths import data_dir
 
 
 @pytest.fixture
@@ -174,3 +177,58 @@ def test_certificate_auth(emulator: tuple[Emulator, Path], tmp_path: Path) -> No
     code, rows, err = online_rows(cfg)
     assert code == ExitCode.OK, err
     assert "APNs accepted the certificate, topic com.example.pushctl" in rows["apns"]["detail"]
+
+
+# -- the provider token: reused from `pushctl send`'s cache, never a second one within 20 minutes --------
+
+
+def _next_second() -> None:
+    """Let the clock pass a whole second, so a newly signed JWT has a later ``iat`` than the last one."""
+    time.sleep(1.1)
+
+
+def test_wrong_topic_twice_in_a_row_fails_both_times(emulator: tuple[Emulator, Path]) -> None:
+    _emu, cfg = emulator
+    with_apns(cfg, topic="com.example.other")
+    for _ in range(2):
+        code, rows, err = online_rows(cfg)
+        assert code == ExitCode.AUTH, err
+        assert not rows["apns"]["ok"]
+        assert "TopicDisallowed" in rows["apns"]["detail"]
+        _next_second()
+
+
+def test_check_after_send_still_verifies_the_topic(emulator: tuple[Emulator, Path], tmp_path: Path) -> None:
+    emu, cfg = emulator
+    audience = tmp_path / "audience.csv"
+    audience.write_text("token,platform\n" + "ab" * 32 + ",ios\n")
+    result = CliRunner().invoke(app, ["--config", str(cfg), "--profile", "emulator", "-o", "json", "send",
+                                      str(SAMPLES / "templates" / "welcome.yaml"), "--audience", str(audience),
+                                      "--journal", str(tmp_path / "journal.sqlite3")])
+    assert result.exit_code == 0, result.stderr
+    assert emu.inbox.total() == 1
+    _next_second()
+    code, rows, err = online_rows(cfg)
+    assert code == ExitCode.OK, err
+    assert "topic com.example.pushctl" in rows["apns"]["detail"] and "BadDeviceToken" in rows["apns"]["detail"]
+    _next_second()
+    code, rows, _ = online_rows(with_apns(cfg, topic="com.example.other"))
+    assert code == ExitCode.AUTH
+    assert "TopicDisallowed" in rows["apns"]["detail"]
+
+
+def test_too_many_token_updates_is_not_a_pass(emulator: tuple[Emulator, Path]) -> None:
+    _emu, cfg = emulator
+    with_apns(cfg, topic="com.example.other")
+    assert online_rows(cfg)[0] == ExitCode.AUTH
+    for cached in (data_dir() / "apns-jwt").iterdir():  # the token is lost: the next check signs a new one
+        cached.unlink()
+    _next_second()
+    code, rows, err = online_rows(cfg)
+    assert code == ExitCode.UNAVAILABLE, err
+    apns = rows["apns"]
+    assert not apns["ok"]
+    assert "TooManyProviderTokenUpdates" in apns["detail"] and "topic com.example.other" in apns["detail"]
+    assert "not checked" in apns["detail"]
+    assert "run again in 20 minutes" in apns["fix"]
+    assert "1 failed" in err

@@ -232,3 +232,42 @@ def test_show_all_lists_every_device_failures_first() -> None:
     rows = [line for line in stdout.splitlines() if "delivered" in line or "invalid_token" in line]
     device_rows = rows[:13]
     assert [("invalid_token" in r) for r in device_rows] == [True] * 6 + [False] * 7
+
+
+def test_a_row_missing_a_variable_is_rejected_and_the_campaign_goes_on(tmp_path: Path) -> None:
+    template = tmp_path / "code.yaml"
+    template.write_text('title: "Hi {{ name }}"\nbody: "Your code: {{ code }}"\n')
+    audience = tmp_path / "audience.csv"
+    rows = [f"{i:02x}{'ab' * 31},ios,n{i},C{i}" for i in range(1, 40)]
+    rows[20] = rows[20].rsplit(",", 1)[0] + ","  # row 22 has no code
+    audience.write_text("token,platform,name,code\n" + "\n".join(rows) + "\n")
+    code, stdout, stderr = _invoke("send", str(template), "--audience", str(audience), "--emulator",
+                                   "--journal", str(tmp_path / "j.sqlite3"))
+    objs = [json.loads(line) for line in stdout.splitlines()]
+    results = [o for o in objs if o["type"] == "result"]
+    rejected = [r for r in results if r["outcome"] == "rejected"]
+    assert code == 1, stderr
+    assert [r["line"] for r in rejected] == [22]
+    assert rejected[0]["reason"] == "template field 'body': variable 'code' is not defined"
+    assert objs[-1]["type"] == "summary" and objs[-1]["outcomes"]["delivered"] == 38
+
+
+def test_a_template_that_renders_for_nobody_stops_before_any_send(tmp_path: Path) -> None:
+    template = tmp_path / "bad.yaml"
+    template.write_text('title: "Hi {{ nickname }}"\n')
+    code, stdout, stderr = _invoke("send", str(template), "--audience", SAMPLE_AUDIENCE, "--emulator",
+                                   "--journal", str(tmp_path / "j.sqlite3"))
+    assert code == 2
+    assert "variable 'nickname' is not defined" in stderr and "Traceback" not in stderr
+    assert '"type": "result"' not in stdout
+
+
+def test_skipped_bad_rows_and_duplicates_are_counted_in_the_summary(tmp_path: Path) -> None:
+    code, stdout, stderr = _invoke("send", WELCOME, "--audience", "samples/audience-bad-rows.csv", "--emulator",
+                                   "--on-bad-row", "skip", "--journal", str(tmp_path / "j.sqlite3"))
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["type"] == "summary", stderr
+    assert code == summary["exit_code"]
+    assert summary["audience"]["bad_rows"] >= 3
+    assert summary["audience"]["duplicates"] >= 1
+    assert "bad audience rows skipped" in stderr

@@ -17,7 +17,7 @@ from pushctl.campaign import CampaignReport, CampaignSpec, Hooks, check_start_ti
 from pushctl.cli.console import Terminal
 from pushctl.cli.dry_run import dry_run
 from pushctl.cli.progress import SendProgress, countdown, event_printer
-from pushctl.cli.results_view import result_json_line, show_results, write_summary
+from pushctl.cli.results_view import result_json_line, show_results
 from pushctl.cli.state import State, get_state
 from pushctl.config import Profile, resolve_profile
 from pushctl.errors import ExitCode, InputError
@@ -141,7 +141,12 @@ def _present(state: State, report: CampaignReport, journal_path: Path, show: Sho
     for reason, when in sorted(stats.deferred_until.items()):
         t.info(f"deferred ({reason}): run again after {when.isoformat()} to send them")
     if t.json:
-        write_summary(t, report.campaign)
+        summary = report.campaign.to_dict()
+        # Rows that never became devices are not in the journal; count them here for scripts.
+        summary["audience"] = {"bad_rows": report.bad_row_count, "duplicates": report.duplicates,
+                               "already_settled": stats.already_settled, "filtered": stats.filtered}
+        summary["this_run"] = {k: v for k, v in report.this_run.counts.items() if v}
+        t.json_line(summary)
         return
     with Journal(journal_path) as journal:
         show_results(
