@@ -14,13 +14,14 @@ import pytest
 import tomli_w
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from conftest import SAMPLES
 from typer.testing import CliRunner
 
 from pushctl.cli.app import app
 from pushctl.emulator import Emulator
 from pushctl.errors import ExitCode
 from pushctl.paths import data_dir
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 @pytest.fixture
