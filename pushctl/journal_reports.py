@@ -6,6 +6,7 @@ Plain functions over a ``sqlite3.Connection`` so :mod:`pushctl.journal` stays ab
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import sqlite3
@@ -156,7 +157,10 @@ def results(conn: sqlite3.Connection, campaign_id: str, *, failures_first: bool 
                     line=row[9] or 0,
                 )
     finally:
-        cursor.close()
+        # A reader that stops early (`runs show | head`) may drop this generator after the
+        # journal closed; the cursor then went with the connection.
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            cursor.close()
 
 
 def prune_list(conn: sqlite3.Connection, campaign_id: str) -> Iterator[str]:
@@ -170,7 +174,10 @@ def prune_list(conn: sqlite3.Connection, campaign_id: str) -> Iterator[str]:
             for (token,) in batch:
                 yield token
     finally:
-        cursor.close()
+        # A reader that stops early (`runs show | head`) may drop this generator after the
+        # journal closed; the cursor then went with the connection.
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            cursor.close()
 
 
 def summary(conn: sqlite3.Connection, campaign_id: str) -> Summary:

@@ -196,3 +196,32 @@ def test_prune_list_plain_file_and_json(journal_file: Path, tmp_path: Path) -> N
 
     code, out, _ = _invoke("runs", "prune-list", "spring", journal=journal_file, output="json")
     assert [json.loads(line)["token"] for line in out.splitlines()] == invalid
+
+
+@pytest.mark.parametrize(
+    "command", [["runs", "show", "spring"], ["runs", "export", "spring", "--format", "jsonl"]]
+)
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path, command: list[str]) -> None:
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    journal_file = tmp_path / "big.sqlite3"
+    with Journal(journal_file) as journal:  # far more than a pipe buffer holds
+        run = journal.open_run("spring", template_fp="t", audience_fp="a", options={})
+        for i in range(20_000):
+            run.record(Result(f"{i:064x}", Platform.IOS, Outcome.DELIVERED, attempts=1, line=i + 2))
+        run.finish()
+
+    argv = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "pushctl", "-o", "json", *command])
+    env = dict(os.environ, PUSHCTL_JOURNAL=str(journal_file))
+    proc = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {argv} | head -1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.stdout.count("\n") == 1
+    assert proc.stderr == "", proc.stderr

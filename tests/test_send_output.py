@@ -263,8 +263,8 @@ def test_a_template_that_renders_for_nobody_stops_before_any_send(tmp_path: Path
 
 
 def test_skipped_bad_rows_and_duplicates_are_counted_in_the_summary(tmp_path: Path) -> None:
-    code, stdout, stderr = _invoke("send", WELCOME, "--audience", "samples/audience-bad-rows.csv", "--emulator",
-                                   "--on-bad-row", "skip", "--journal", str(tmp_path / "j.sqlite3"))
+    code, stdout, stderr = _invoke("send", WELCOME, "--audience", "samples/audience-bad-rows.csv",
+                                   "--emulator", "--on-bad-row", "skip", "--journal", str(tmp_path / "j.sqlite3"))
     summary = json.loads(stdout.splitlines()[-1])
     assert summary["type"] == "summary", stderr
     assert code == summary["exit_code"]
