@@ -225,3 +225,12 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path, command: li
     )
     assert proc.stdout.count("\n") == 1
     assert proc.stderr == "", proc.stderr
+
+
+def test_a_file_that_is_not_a_journal_is_an_input_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("this is not a database\n" * 100)
+    result = CliRunner().invoke(app, ["runs", "list", "--journal", str(garbage)])
+    assert result.exit_code == 2
+    assert str(garbage) in result.stderr and "cannot open the journal" in result.stderr
+    assert "Traceback" not in result.stderr

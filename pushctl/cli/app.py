@@ -184,7 +184,9 @@ def main() -> None:
     except click.exceptions.Abort:
         code = int(ExitCode.INTERRUPTED)
     except click.exceptions.ClickException as exc:
-        exc.show()
+        # One line, like every other error (click's usage block adds nothing --help doesn't).
+        where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "pushctl"
+        sys.stderr.write(f"error: {exc.format_message()} (see '{where} --help')\n")
         code = int(ExitCode.USAGE)
     except KeyboardInterrupt:
         code = int(ExitCode.INTERRUPTED)
