@@ -136,7 +136,7 @@ def validate_campaign_id(campaign_id: str) -> str:
     return campaign_id
 
 
-def _collapse_id(campaign_id: str) -> str:
+def collapse_id_for(campaign_id: str) -> str:
     cid = f"pushctl-{campaign_id}"
     if len(cid.encode()) <= COLLAPSE_ID_MAX:
         return cid
@@ -318,7 +318,7 @@ class Run:
         self.campaign_id = campaign_id
         self.resumed = resumed
         """True when the campaign already existed (this session continues it)."""
-        self.collapse_id = _collapse_id(campaign_id)
+        self.collapse_id = collapse_id_for(campaign_id)
         """Default ``apns-collapse-id`` / FCM ``collapse_key``: stable per campaign, ≤ 64 bytes."""
         self._journal = journal
         self._conn = journal._conn

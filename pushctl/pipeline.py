@@ -78,6 +78,7 @@ class Pipeline:
         run: Run | None = None,
         on_bad_row: Literal["fail", "skip"] = "fail",
         missing_provider: Mapping[str, str] | None = None,
+        collapse_id: str | None = None,
     ) -> None:
         self.template = template
         self.providers = providers
@@ -90,7 +91,7 @@ class Pipeline:
         self.on_bad_row = on_bad_row
         self.missing_provider = dict(missing_provider or {})
         self.stats = PipelineStats()
-        self.collapse_id = run.collapse_id if run is not None else None
+        self.collapse_id = run.collapse_id if run is not None else collapse_id
         self._rendered_any = False
 
     def _skip(self, device: Device, outcome: Outcome, reason: str, variant: str = "") -> None:

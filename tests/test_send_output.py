@@ -271,3 +271,13 @@ def test_skipped_bad_rows_and_duplicates_are_counted_in_the_summary(tmp_path: Pa
     assert summary["audience"]["bad_rows"] >= 3
     assert summary["audience"]["duplicates"] >= 1
     assert "bad audience rows skipped" in stderr
+
+
+def test_dry_run_shows_the_collapse_id_and_campaign_of_the_real_send(tmp_path: Path) -> None:
+    code, stdout, _ = _invoke("send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--emulator", "--dry-run")
+    first = json.loads(stdout.splitlines()[0])
+    code2, real, _ = _invoke("send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--emulator",
+                             "--journal", str(tmp_path / "j.sqlite3"))
+    campaign = json.loads(real.splitlines()[-1])["campaign"]
+    assert (code, code2) == (0, 1)
+    assert first["headers"]["apns-collapse-id"] == f"pushctl-{campaign}"

@@ -9,11 +9,12 @@ from typing import Any, Literal
 
 from pushctl import clock
 from pushctl.audience import AudienceReader
-from pushctl.campaign import CampaignSpec, build_providers
+from pushctl.campaign import CampaignSpec, build_providers, derive_id
 from pushctl.cli.console import Terminal
 from pushctl.cli.render_cmd import _print_device
 from pushctl.config import Profile
 from pushctl.errors import ExitCode
+from pushctl.journal import collapse_id_for
 from pushctl.outcome import Result
 from pushctl.payload import ApnsRequest, FcmRequest
 from pushctl.pipeline import Controls, Pipeline
@@ -58,6 +59,8 @@ def dry_run(
     profile: Profile,
     controls: Controls,
     validate_only: bool,
+    campaign_id: str | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> int:
     """Print what would be sent to each device; returns the exit code."""
     tpl = Template.load(template)
@@ -70,13 +73,18 @@ def dry_run(
         profile=profile,
         journal_path=Path("-"),
         validate_only=validate_only,
+        campaign_id=campaign_id,
+        identity=identity or {},
     )
+    # The id the real send would use: the same A/B variants and the same collapse id.
+    campaign, _ = derive_id(spec, tpl, reader)
     providers, missing = build_providers(spec)
     held: list[Result] = []
     pipeline = Pipeline(
         template=tpl,
         providers=providers,
-        campaign_id="dry-run",
+        campaign_id=campaign,
+        collapse_id=collapse_id_for(campaign),
         emit=held.append,
         now=clock.now(),
         controls=controls,

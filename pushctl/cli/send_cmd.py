@@ -143,8 +143,12 @@ def _present(state: State, report: CampaignReport, journal_path: Path, show: Sho
     if t.json:
         summary = report.campaign.to_dict()
         # Rows that never became devices are not in the journal; count them here for scripts.
-        summary["audience"] = {"bad_rows": report.bad_row_count, "duplicates": report.duplicates,
-                               "already_settled": stats.already_settled, "filtered": stats.filtered}
+        summary["audience"] = {
+            "bad_rows": report.bad_row_count,
+            "duplicates": report.duplicates,
+            "already_settled": stats.already_settled,
+            "filtered": stats.filtered,
+        }
         summary["this_run"] = {k: v for k, v in report.this_run.counts.items() if v}
         t.json_line(summary)
         return
@@ -265,11 +269,23 @@ def send(
         if slot is not None and quiet is not None and slot.blocked_by(quiet):
             raise InputError(
                 f"--local-time {local_time} lies entirely inside the quiet hours: no device would be sent",
-                field="--local-time", hint="pick a slot outside the quiet hours, or widen --local-window",
+                field="--local-time",
+                hint="pick a slot outside the quiet hours, or widen --local-window",
             )
         if dry_run_:
             raise typer.Exit(
-                dry_run(state.terminal, template, audience, fmt, on_bad_row, profile, controls, validate_only)
+                dry_run(
+                    state.terminal,
+                    template,
+                    audience,
+                    fmt,
+                    on_bad_row,
+                    profile,
+                    controls,
+                    validate_only,
+                    campaign,
+                    _identity(o),
+                )
             )
         total = _count_rows(audience)
         spread_rate = None
