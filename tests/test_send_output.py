@@ -56,7 +56,11 @@ def test_readme_first_command_as_typed(tmp_path: Path) -> None:
     env = dict(os.environ, PUSHCTL_JOURNAL=str(tmp_path / "journal.sqlite3"))
     proc = subprocess.run(
         [sys.executable, "-m", "pushctl", "send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--emulator"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 1, proc.stderr  # the sample holds deliberately invalid tokens
     objs = _json_lines(proc.stdout)
@@ -98,8 +102,18 @@ def test_json_output_is_json_lines_only(tmp_path: Path) -> None:
     with Emulator(tmp_path / "emu") as emu:
         config = emu.write_profile(tmp_path / "config.toml")
         code, stdout, stderr = _invoke(
-            "--config", str(config), "--profile", "emulator", "--output", "json",
-            "send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--journal", str(tmp_path / "j.sqlite3"),
+            "--config",
+            str(config),
+            "--profile",
+            "emulator",
+            "--output",
+            "json",
+            "send",
+            WELCOME,
+            "--audience",
+            SAMPLE_AUDIENCE,
+            "--journal",
+            str(tmp_path / "j.sqlite3"),
         )
     assert code == 1, stderr
     objs = _json_lines(stdout)
@@ -134,9 +148,25 @@ def test_result_files_are_written_as_the_run_goes(tmp_path: Path) -> None:
     with Emulator(tmp_path / "emu", latency_ms=5) as emu:
         config = emu.write_profile(tmp_path / "config.toml")
         cmd = [
-            sys.executable, "-m", "pushctl", "--config", str(config), "--profile", "emulator",
-            "send", WELCOME, "--audience", str(audience), "--journal", str(tmp_path / "j.sqlite3"),
-            "--concurrency", "10", "--results", str(results), "--invalid-tokens", str(invalid),
+            sys.executable,
+            "-m",
+            "pushctl",
+            "--config",
+            str(config),
+            "--profile",
+            "emulator",
+            "send",
+            WELCOME,
+            "--audience",
+            str(audience),
+            "--journal",
+            str(tmp_path / "j.sqlite3"),
+            "--concurrency",
+            "10",
+            "--results",
+            str(results),
+            "--invalid-tokens",
+            str(invalid),
         ]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -174,9 +204,22 @@ def test_result_files_after_a_complete_run(tmp_path: Path) -> None:
     with Emulator(tmp_path / "emu") as emu:
         config = emu.write_profile(tmp_path / "config.toml")
         code, stdout, stderr = _invoke(
-            "--config", str(config), "--profile", "emulator", "--output", "json",
-            "send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--journal", str(tmp_path / "j.sqlite3"),
-            "--results", str(results), "--invalid-tokens", str(invalid),
+            "--config",
+            str(config),
+            "--profile",
+            "emulator",
+            "--output",
+            "json",
+            "send",
+            WELCOME,
+            "--audience",
+            SAMPLE_AUDIENCE,
+            "--journal",
+            str(tmp_path / "j.sqlite3"),
+            "--results",
+            str(results),
+            "--invalid-tokens",
+            str(invalid),
         )
     assert code == 1, stderr
     printed = [o for o in _json_lines(stdout) if o["type"] == "result"]
@@ -192,8 +235,18 @@ def test_dry_run_sends_nothing_and_prints_what_would_be_sent(tmp_path: Path) -> 
     with Emulator(tmp_path / "emu") as emu:
         config = emu.write_profile(tmp_path / "config.toml")
         code, stdout, stderr = _invoke(
-            "--config", str(config), "--profile", "emulator", "--output", "json",
-            "send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--journal", str(tmp_path / "j.sqlite3"),
+            "--config",
+            str(config),
+            "--profile",
+            "emulator",
+            "--output",
+            "json",
+            "send",
+            WELCOME,
+            "--audience",
+            SAMPLE_AUDIENCE,
+            "--journal",
+            str(tmp_path / "j.sqlite3"),
             "--dry-run",
         )
         stats = emu.stats()
@@ -241,8 +294,15 @@ def test_a_row_missing_a_variable_is_rejected_and_the_campaign_goes_on(tmp_path:
     rows = [f"{i:02x}{'ab' * 31},ios,n{i},C{i}" for i in range(1, 40)]
     rows[20] = rows[20].rsplit(",", 1)[0] + ","  # row 22 has no code
     audience.write_text("token,platform,name,code\n" + "\n".join(rows) + "\n")
-    code, stdout, stderr = _invoke("send", str(template), "--audience", str(audience), "--emulator",
-                                   "--journal", str(tmp_path / "j.sqlite3"))
+    code, stdout, stderr = _invoke(
+        "send",
+        str(template),
+        "--audience",
+        str(audience),
+        "--emulator",
+        "--journal",
+        str(tmp_path / "j.sqlite3"),
+    )
     objs = [json.loads(line) for line in stdout.splitlines()]
     results = [o for o in objs if o["type"] == "result"]
     rejected = [r for r in results if r["outcome"] == "rejected"]
@@ -255,16 +315,32 @@ def test_a_row_missing_a_variable_is_rejected_and_the_campaign_goes_on(tmp_path:
 def test_a_template_that_renders_for_nobody_stops_before_any_send(tmp_path: Path) -> None:
     template = tmp_path / "bad.yaml"
     template.write_text('title: "Hi {{ nickname }}"\n')
-    code, stdout, stderr = _invoke("send", str(template), "--audience", SAMPLE_AUDIENCE, "--emulator",
-                                   "--journal", str(tmp_path / "j.sqlite3"))
+    code, stdout, stderr = _invoke(
+        "send",
+        str(template),
+        "--audience",
+        SAMPLE_AUDIENCE,
+        "--emulator",
+        "--journal",
+        str(tmp_path / "j.sqlite3"),
+    )
     assert code == 2
     assert "variable 'nickname' is not defined" in stderr and "Traceback" not in stderr
     assert '"type": "result"' not in stdout
 
 
 def test_skipped_bad_rows_and_duplicates_are_counted_in_the_summary(tmp_path: Path) -> None:
-    code, stdout, stderr = _invoke("send", WELCOME, "--audience", "samples/audience-bad-rows.csv",
-                                   "--emulator", "--on-bad-row", "skip", "--journal", str(tmp_path / "j.sqlite3"))
+    code, stdout, stderr = _invoke(
+        "send",
+        WELCOME,
+        "--audience",
+        "samples/audience-bad-rows.csv",
+        "--emulator",
+        "--on-bad-row",
+        "skip",
+        "--journal",
+        str(tmp_path / "j.sqlite3"),
+    )
     summary = json.loads(stdout.splitlines()[-1])
     assert summary["type"] == "summary", stderr
     assert code == summary["exit_code"]
@@ -276,8 +352,9 @@ def test_skipped_bad_rows_and_duplicates_are_counted_in_the_summary(tmp_path: Pa
 def test_dry_run_shows_the_collapse_id_and_campaign_of_the_real_send(tmp_path: Path) -> None:
     code, stdout, _ = _invoke("send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--emulator", "--dry-run")
     first = json.loads(stdout.splitlines()[0])
-    code2, real, _ = _invoke("send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--emulator",
-                             "--journal", str(tmp_path / "j.sqlite3"))
+    code2, real, _ = _invoke(
+        "send", WELCOME, "--audience", SAMPLE_AUDIENCE, "--emulator", "--journal", str(tmp_path / "j.sqlite3")
+    )
     campaign = json.loads(real.splitlines()[-1])["campaign"]
     assert (code, code2) == (0, 1)
     assert first["headers"]["apns-collapse-id"] == f"pushctl-{campaign}"
