@@ -24,7 +24,7 @@ class SendOptions:
     """Requests in flight per provider; a missing provider uses its ``default_concurrency``."""
     rate: float | None = None
     """Total requests per second across providers (retries included); None or 0 = unlimited."""
-    max_attempts: int = 5
+    max_attempts: int = 8
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     retry_after_max: float = 300.0

@@ -421,10 +421,13 @@ class Sender:
         lane.wake_one()
 
     def _close_gate(self, lane: _Lane, delay: float, reason: str) -> None:
-        until = self._clock() + delay
+        now = self._clock()
+        until = now + delay
         if until > lane.paused_until:
+            # Answers to requests already in flight extend the pause quietly: one line per pause.
+            if lane.paused_until <= now:
+                self._event("info", f"{lane.name}: {reason}: pausing all sends to {lane.name} for {delay:.1f}s")
             lane.paused_until = until
-            self._event("info", f"{lane.name}: {reason}: pausing all sends to {lane.name} for {delay:.1f}s")
 
     def _auth_stop(self, lane: _Lane, attempt: Attempt) -> None:
         if self.stopped_reason == "auth_failed":
