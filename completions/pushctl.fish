@@ -84,7 +84,7 @@ complete -c pushctl -n '__fish_seen_subcommand_from send' -l cap -d 'Frequency c
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l concurrency -d 'Requests in flight per provider'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l default-timezone -d 'Zone for rows without one'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l dry-run -d 'Render and validate everything; send nothing'
-complete -c pushctl -n '__fish_seen_subcommand_from send' -l emulator -d 'Send to the built-in emulator (sample credentials)'
+complete -c pushctl -n '__fish_seen_subcommand_from send' -l emulator -d 'Send to a fresh built-in emulator (sample credentials) with a scratch journal unless --journal is given'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l emulator-state -d 'State dir for --emulator'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l force -d 'Continue a campaign although its template/audience changed'
 complete -c pushctl -n '__fish_seen_subcommand_from send' -l format -d 'Audience format (default: by extension)'

@@ -40,8 +40,8 @@ HELP = """Send a personalised campaign to every device of an audience.
 
 Renders TEMPLATE for each audience row, sends through APNs and FCM side by side, shows live
 progress, and ends with a per-device table and a summary (JSON Lines with --output json).
-Every send is recorded in the journal: re-running the same command continues the campaign
-without sending any device twice (see `pushctl runs`).
+Every send is recorded in the journal (--emulator alone uses a scratch one): re-running the
+same command continues the campaign without sending any device twice (see `pushctl runs`).
 
 Try it on the built-in emulator:
 
@@ -66,7 +66,7 @@ def _zone(name: str | None) -> ZoneInfo | None:
         return None
     problem = bad_zone_reason(name)
     if problem:
-        raise InputError(problem, field="--default-timezone", hint="use an IANA name like Europe/Paris")
+        raise InputError(problem, field="--default-timezone")  # the reason already says what to use
     return ZoneInfo(name)
 
 
@@ -175,7 +175,11 @@ def send(
         BadRowMode, typer.Option(help="Stop at the first bad row, or skip and count it.")
     ] = "fail",
     emulator: Annotated[
-        bool, typer.Option("--emulator", help="Send to the built-in emulator (sample credentials).")
+        bool, typer.Option(
+            "--emulator",
+            help="Send to a fresh built-in emulator (sample credentials) with a scratch journal "
+            "unless --journal is given.",
+        )
     ] = False,
     emulator_state: Annotated[
         Path | None, typer.Option("--emulator-state", help="State dir for --emulator.")
