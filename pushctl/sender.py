@@ -426,7 +426,7 @@ class Sender:
         if until > lane.paused_until:
             # Answers to requests already in flight extend the pause quietly: one line per pause.
             if lane.paused_until <= now:
-                self._event("info", f"{lane.name}: {reason}: pausing all sends to {lane.name} for {delay:.1f}s")
+                self._event("info", f"{lane.name}: {reason}: pausing all sends to it for {delay:.1f}s")
             lane.paused_until = until
 
     def _auth_stop(self, lane: _Lane, attempt: Attempt) -> None:

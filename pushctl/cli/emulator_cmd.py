@@ -59,7 +59,7 @@ def run(
             "--workers",
             min=1,
             help="Worker processes sharing the ports (SO_REUSEPORT); admin views are merged. "
-            "One process serves ~3,200 APNs requests/s: use 2 to benchmark pushctl on 2 cores.",
+            "One process serves ~3,500-4,500 requests/s: use 2 to benchmark pushctl on 2 cores.",
         ),
     ] = 1,
 ) -> None:

@@ -119,6 +119,11 @@ hpack.hpack.decode_huffman = _decode_huffman  # type: ignore[attr-defined]
 # Headers whose value is new in every response: indexing them would only churn the table.
 _NEVER_INDEX = frozenset({"apns-id", "apns-unique-id"})
 
+# Answers are written every this many requests within one read, not only at its end: a read can
+# hold hundreds of requests, and a client waiting for the whole batch's answers sits idle meanwhile
+# (measured: one process 3,150 -> ~4,500 pushctl APNs requests/s end to end with 32-64).
+_FLUSH_EVERY = 32
+
 
 class Connection(asyncio.Protocol):
     """One client connection: h2 state machine, buffered request streams, pending response data."""
@@ -145,6 +150,7 @@ class Connection(asyncio.Protocol):
         self._goaway_sent = False
         self._idle_handle: asyncio.TimerHandle | None = None
         self._closed = False
+        self._batch = 0
 
     # -- asyncio.Protocol ---------------------------------------------------
 
@@ -191,6 +197,10 @@ class Connection(asyncio.Protocol):
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
                 self._on_request(event.stream_id)
+                self._batch += 1
+                if self._batch >= _FLUSH_EVERY:
+                    self._batch = 0
+                    self._flush()
             elif isinstance(event, h2.events.StreamReset):
                 self._streams.pop(event.stream_id, None)
                 self._pending.pop(event.stream_id, None)
