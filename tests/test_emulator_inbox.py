@@ -71,6 +71,31 @@ def test_write_profile_merges_and_keeps_default(emulator: Emulator, tmp_path: Pa
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
 
 
+def test_write_profile_keeps_comments_and_never_adds_a_default(emulator: Emulator, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '# my notes\n[profiles.prod]\n# production keys live in the vault\nca_file = "/x"\n'
+        '[profiles.emulator.apns]\ntopic = "stale"\n'
+    )
+    emulator.write_profile(config)
+    emulator.write_profile(config)  # twice: still one emulator profile
+    text = config.read_text()
+    assert "# my notes" in text and "# production keys live in the vault" in text
+    data = tomllib.loads(text)
+    assert "default_profile" not in data
+    assert data["profiles"]["emulator"]["apns"]["topic"] == "com.example.pushctl"
+    assert text.count("[profiles.emulator.apns]") == 1
+
+
+def test_inbox_json_redacts_the_provider_token(emulator: Emulator) -> None:
+    from pushctl.emulator import Delivery
+
+    delivery = Delivery(
+        "ab" * 32, "ios", "apns", {"aps": {}}, headers={"authorization": "bearer eyJ.secret.sig"}
+    )
+    assert delivery.to_json()["headers"]["authorization"] == "bearer <redacted>"
+
+
 def test_emulator_run_cli(tmp_path: Path) -> None:
     state, config = tmp_path / "state", tmp_path / "config.toml"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -125,3 +150,18 @@ def test_inbox_cli_without_emulator_fails_cleanly(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["emulator", "inbox", "--state-dir", str(tmp_path)])
     assert result.exit_code == 4
     assert "no running emulator" in result.stderr
+
+
+def test_a_second_emulator_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from pushctl.cli.app import app
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "endpoints.json").write_text(_json.dumps({"pid": os.getpid()}))  # a live process
+    result = CliRunner().invoke(app, ["emulator", "run", "--state-dir", str(state), "--no-profile"])
+    assert result.exit_code == 2
+    assert f"already running with state dir {state}" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import shlex
 import signal
 import threading
@@ -36,6 +37,28 @@ def _sample_jwt() -> str:
 
     key = load_apns_key(SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID)
     return JwtSigner(key, cache=jwt_cache_path(key)).token()
+
+
+def _refuse_if_running(state_dir: Path) -> None:
+    """One emulator per state dir: a second would overwrite endpoints.json under the first."""
+    from pushctl.emulator import read_endpoints
+
+    try:
+        pid = int(read_endpoints(state_dir).get("pid", 0))
+    except (OSError, ValueError, TypeError):
+        return
+    if pid <= 0:
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return  # left behind by an emulator that was killed
+    except PermissionError:
+        pass
+    raise InputError(
+        f"an emulator (pid {pid}) is already running with state dir {state_dir}",
+        hint="stop it first, or give this one another --state-dir",
+    )
 
 
 def run(
@@ -70,6 +93,7 @@ def run(
 
     state = get_state(ctx)
     term = state.terminal
+    _refuse_if_running(state_dir or default_emulator_state_dir())
     loaded = Scenario.load(scenario) if scenario is not None else None
     emu: Emulator | EmulatorWorkers
     if workers > 1:
@@ -141,7 +165,7 @@ def run(
         else:
             term.table(["", ""], [(k, v) for k, v in info.items() if v is not None], title="pushctl emulator")
             term.print("Try it (the JWT is for the emulator's throwaway sample key):")
-            term.print(curl)
+            term.raw(curl + "\n")  # unwrapped, so it can be copied and pasted
         term.info("emulator running; press Ctrl-C to stop")
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop: exit 0
             while not stop.wait(0.5):

@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import json
 import os
+import re
 import threading
 import tomllib
 from pathlib import Path
@@ -310,15 +311,12 @@ def write_profile(
 ) -> Path:
     """Merge an emulator profile into ``config_path`` (TOML, mode 0600); returns the path.
 
-    ``default_profile`` is set only when the file has none.
+    An existing file keeps its comments and other profiles: only the ``[profiles.<name>...]``
+    tables are replaced. ``default_profile`` is set only in a file this creates, so a user's
+    commands without ``--profile`` never start going to the emulator behind their back.
     """
     config_path = Path(config_path).resolve()
-    data: dict[str, Any] = {}
-    if config_path.exists():
-        data = tomllib.loads(config_path.read_text())
-    data.setdefault("default_profile", name)
-    profiles = data.setdefault("profiles", {})
-    profiles[name] = {
+    profile = {
         "ca_file": str(ca_file),
         "apns": {
             "environment": "sandbox",
@@ -334,12 +332,39 @@ def write_profile(
             "token_uri": token_uri,
         },
     }
+    if config_path.exists():
+        text = _replace_profile_tables(config_path.read_text(), name, profile)
+    else:
+        text = tomli_w.dumps({"default_profile": name, "profiles": {name: profile}})
     config_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        tomli_w.dump(data, fh)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
     config_path.chmod(0o600)
     return config_path
+
+
+def _replace_profile_tables(text: str, name: str, profile: dict[str, Any]) -> str:
+    """``text`` without its ``[profiles.<name>]`` / ``[profiles.<name>.*]`` tables, plus new ones."""
+    header = re.compile(rf"^\s*\[\s*profiles\.{re.escape(name)}(\.[A-Za-z_]+)?\s*\]\s*(#.*)?$")
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("["):
+            skipping = bool(header.match(line))
+        if not skipping:
+            kept.append(line)
+    merged = "\n".join(kept).rstrip() + "\n\n" + tomli_w.dumps({"profiles": {name: profile}})
+    try:
+        data = tomllib.loads(merged)
+        if data.get("profiles", {}).get(name) == profile:
+            return merged
+    except tomllib.TOMLDecodeError:
+        pass
+    # The profile was written some other way (inline or dotted keys): rewrite the whole file.
+    data = tomllib.loads(text)
+    data.setdefault("profiles", {})[name] = profile
+    return tomli_w.dumps(data)
 
 
 def read_endpoints(state_dir: Path | None = None) -> dict[str, Any]:

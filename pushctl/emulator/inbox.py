@@ -31,8 +31,12 @@ class Delivery:
     """UNIX time (seconds) the emulator accepted it."""
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (used by the admin endpoint)."""
-        return asdict(self)
+        """A JSON-ready dict (used by the admin endpoint), the provider token redacted."""
+        data = asdict(self)
+        if "authorization" in data["headers"]:
+            scheme = data["headers"]["authorization"].split(" ", 1)[0]
+            data["headers"]["authorization"] = f"{scheme} <redacted>"
+        return data
 
 
 class Inbox:
