@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -114,7 +115,7 @@ class SenderSettings:
 
     concurrency: int | None = None
     rate: float | None = None
-    max_attempts: int = 5
+    max_attempts: int = 8
     quiet_hours: str | None = None
     cap: str | None = None
     default_timezone: str | None = None
@@ -205,7 +206,7 @@ def resolve_profile(path: Path | None, name: str | None, env: Mapping[str, str] 
     file = config_path(path, env)
     if not file.exists():
         if explicit or (name is not None and name != "default"):
-            hint = "run `pushctl config init`" + (f" --config {file}" if explicit else "")
+            hint = "run `pushctl config init" + (f" --config {shlex.quote(str(file))}`" if explicit else "`")
             raise ConfigError("config file not found", file=file, hint=hint)
         return _apply_env(Profile(name="default"), env)
     doc, text = load_document(file)

@@ -56,11 +56,14 @@ def save_profile(path: Path, profile: Profile, *, make_default: bool = False) ->
     write_private(path, tomli_w.dumps(doc))
 
 
-def set_value(path: Path, key: str, value: str, *, profile: str | None = None) -> None:
+def set_value(path: Path, key: str, value: str, *, profile: str | None = None) -> Any:
     """Set one key, e.g. ``profiles.staging.apns.topic`` or ``apns.topic``, typed and validated.
 
     A short key applies to ``profile``, else the file's ``default_profile``, else ``default``.
     The file's comments and layout are kept where the key can be edited in place.
+    ``value`` is as typed on the command line: a relative path is made absolute against the
+    current directory (where the user typed it), not the config file's; ``~`` is kept.
+    Returns the value stored.
     """
     doc, text = load_document(path) if path.exists() else ({}, "")
     parts = key.split(".")
@@ -92,6 +95,7 @@ def set_value(path: Path, key: str, value: str, *, profile: str | None = None) -
         new_text = tomli_w.dumps(doc)
     _check_text(path, new_text, where)
     write_private(path, new_text)
+    return typed
 
 
 def _typed(name: str, value: str, key: str) -> Any:
@@ -103,9 +107,23 @@ def _typed(name: str, value: str, key: str) -> Any:
             return float(value)
     except ValueError:
         raise ConfigError(f"expected a number, got {value!r}", field=key) from None
-    if value.lower() in ("true", "false") and name not in _PATH_FIELDS:
+    if name in _PATH_FIELDS:
+        return _command_line_path(value)
+    if value.lower() in ("true", "false"):
         return value.lower() == "true"
     return value
+
+
+def _command_line_path(value: str) -> str:
+    """A path typed on the command line, as stored: absolute against the current directory.
+
+    Stored relative, it would be read against the config file's directory, another place
+    than the one it was typed in. ``~`` (and ``~user``) is kept as typed, expanded on reading,
+    so a file shared between accounts keeps working; an empty value is left to validation.
+    """
+    if not value or value.startswith("~") or os.path.isabs(value):
+        return value
+    return os.path.abspath(value)
 
 
 def _check_text(path: Path, text: str, where: tuple[str, ...]) -> None:

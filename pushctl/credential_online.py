@@ -217,7 +217,7 @@ async def check_apns_online(
         return OnlineCheck("apns", "online: push", path, False,
                            f"APNs refused a new provider token for {who} this soon after the last one "
                            f"(TooManyProviderTokenUpdates): topic {topic} and the {where} not checked",
-                           fix="run again in 20 minutes (APNs accepts one new token per key every 20 minutes)",
+                           fix="run again in 20 minutes (APNs accepts a new token per key every 20 minutes)",
                            warnings=warnings, unreachable=True)
     if attempt.status == 429 or attempt.status >= 500:
         return OnlineCheck("apns", "online: push", path, False,

@@ -110,6 +110,9 @@ def _key_kind(key: Any) -> str:
 def load_apns_key(path: Path, key_id: str | None, team_id: str | None) -> ApnsTokenKey:
     """Load a ``.p8`` key; ``key_id`` defaults to the one in an ``AuthKey_<id>.p8`` file name."""
     data = _read(path, "APNs key file")
+    p8_hint = "use the AuthKey_<key id>.p8 file downloaded from developer.apple.com, unchanged"
+    if (json_kind := _json_kind(data)) is not None:
+        raise CredentialFileError(f"{json_kind}, not a .p8 key", file=path, hint=p8_hint)
     if b"-----BEGIN PRIVATE KEY-----" not in data:
         if b"BEGIN EC PRIVATE KEY" in data:
             detail = "it is a SEC1 'EC PRIVATE KEY'"
@@ -117,16 +120,19 @@ def load_apns_key(path: Path, key_id: str | None, team_id: str | None) -> ApnsTo
             detail = "it is encrypted"
         elif b"BEGIN CERTIFICATE" in data:
             detail = "it is a certificate (use apns.cert_file for certificate auth)"
+        elif b"-----BEGIN" not in data:
+            detail = "not a PEM file (no '-----BEGIN PRIVATE KEY-----' line)"
         else:
             detail = "no '-----BEGIN PRIVATE KEY-----' block"
-        raise CredentialFileError(
-            f"not a PKCS#8 PEM private key: {detail}", file=path,
-            hint="use the AuthKey_<key id>.p8 file downloaded from developer.apple.com, unchanged",
-        )
+        raise CredentialFileError(f"not a PKCS#8 PEM private key: {detail}", file=path, hint=p8_hint)
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise CredentialFileError(f"malformed PKCS#8 key: {exc}", file=path) from None
+    except (ValueError, TypeError):
+        # The library's own message (OpenSSL / PEM decoder internals) helps nobody: say what is wrong.
+        raise CredentialFileError(
+            "malformed PKCS#8 key: the PEM block does not decode (edited, truncated or joined lines?)",
+            file=path, hint=p8_hint,
+        ) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise CredentialFileError(
             f"{_key_kind(key)}; APNs token keys are EC P-256 (secp256r1)", file=path,
@@ -146,6 +152,21 @@ def load_apns_key(path: Path, key_id: str | None, team_id: str | None) -> ApnsTo
             )
     assert key_id is not None and team_id is not None
     return ApnsTokenKey(path=path, key_id=key_id, team_id=team_id, private_key=key)
+
+
+def _json_kind(data: bytes) -> str | None:
+    """What a JSON file given as a key is ("this is a service-account JSON", ...); None if not JSON."""
+    if not data.lstrip().startswith((b"{", b"[")):
+        return None
+    try:
+        doc = json.loads(data)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+        return None
+    if isinstance(doc, dict) and doc.get("type") == "service_account":
+        return "this is a service-account JSON (the FCM key, for fcm.service_account)"
+    if isinstance(doc, dict) and ("project_info" in doc or "client" in doc):
+        return "this is a google-services.json (an app's client config)"
+    return "this is a JSON file"
 
 
 def load_apns_certificate(
@@ -277,6 +298,12 @@ def expiry_warning(not_after: datetime, now: datetime | None = None) -> str | No
 def load_service_account(path: Path) -> ServiceAccount:
     """Load and check a service-account JSON key (not a google-services.json)."""
     raw = _read(path, "service account file")
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        what = "an APNs .p8 key?" if b"BEGIN PRIVATE KEY" in raw else "a key or certificate"
+        raise CredentialFileError(
+            f"this is a PEM file ({what}), not a service-account JSON", file=path,
+            hint="download a key from Firebase console → Project settings → Service accounts",
+        )
     try:
         doc = json.loads(raw)
     except UnicodeDecodeError:
@@ -293,7 +320,12 @@ def load_service_account(path: Path) -> ServiceAccount:
             hint = "that is a user credential from `gcloud auth application-default login`"
         raise CredentialFileError(f"type is {doc.get('type')!r}, expected 'service_account'",
                                   file=path, field="type", hint=hint)
-    missing = [name for name in _SA_FIELDS if not isinstance(doc.get(name), str) or not doc.get(name)]
+    wrong = [name for name in _SA_FIELDS if doc.get(name) is not None and not isinstance(doc[name], str)]
+    if wrong:
+        kinds = ", ".join(f"{name} is {_json_type(doc[name])}" for name in wrong)
+        raise CredentialFileError(f"wrong type: {kinds}, expected a string", file=path, field=wrong[0],
+                                  hint="download a new key: the file was edited")
+    missing = [name for name in _SA_FIELDS if not doc.get(name)]
     if missing:
         raise CredentialFileError(f"missing fields: {', '.join(missing)}", file=path, field=missing[0])
     pem = doc["private_key"].encode()
@@ -311,12 +343,27 @@ def load_service_account(path: Path) -> ServiceAccount:
                           private_key_id=doc["private_key_id"], token_uri=str(token_uri), private_key=key)
 
 
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, with an article ("a number")."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    return "an array" if isinstance(value, list) else f"a {type(value).__name__}"
+
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _PUBLIC_SAMPLE_DIRS = (_PACKAGE_DIR / "emulator" / "data", _PACKAGE_DIR.parent / "samples" / "credentials")
 
 
 def permission_warning(path: Path) -> str | None:
-    """A warning when group or others can read a key file (None for the public sample keys)."""
+    """A warning when group or others can read a file holding a private key.
+
+    None for files without key material (a PEM certificate alone is public) and for the
+    public sample keys.
+    """
     if os.name == "nt":
         return None
     try:
@@ -327,9 +374,23 @@ def permission_warning(path: Path) -> str | None:
     # git cannot keep 0600 and these throwaway keys are public anyway.
     if any(resolved.is_relative_to(d) for d in _PUBLIC_SAMPLE_DIRS):
         return None
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and _holds_private_key(resolved):
         return f"key file {path} is readable by group/others; run chmod 600 {path}"
     return None
+
+
+def _holds_private_key(path: Path) -> bool:
+    """Whether the file may hold a private key: a PEM key block (also inside a service-account
+    JSON), a JSON with a ``private_key`` field, or binary data (a .p12); not a PEM file of
+    certificates only, nor a JSON without a key. Unreadable counts as holding one."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return True
+    if b"PRIVATE KEY-----" in data or b'"private_key"' in data:
+        return True
+    # PEM certificates only, or JSON without a key: nothing secret; else binary (a .p12)
+    return not (b"-----BEGIN" in data or data.lstrip().startswith((b"{", b"[")))
 
 __all__ = [
     "ApnsCertificate",

@@ -40,7 +40,7 @@ def test_init_writes_private_commented_file_and_show_reads_it(tmp_path: Path) ->
     assert data["source"] == str(path)
     assert data["profile"] == "default"
     assert data["apns"]["environment"] == "sandbox"
-    assert data["apns"]["cert_file"] == str(tmp_path / "push.p12")
+    assert data["apns"]["cert_file"] == str(Path.cwd() / "push.p12")  # relative to where it was typed
     assert data["apns"]["cert_password_env"] == "PUSHCTL_APNS_CERT_PASSWORD"
     assert "hunter2" not in out + err
 
@@ -113,3 +113,56 @@ def test_set_then_path(tmp_path: Path, via_env: bool) -> None:
     code, out, err = run(*args, "config", "set", "sender.concurrency", "twelve", env=env)
     assert code == ExitCode.USAGE
     assert "number" in err
+
+
+def test_set_stores_a_relative_path_absolute_against_the_current_directory(
+    tmp_path: Path, samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "elsewhere" / "y.toml"
+    monkeypatch.chdir(samples)
+    code, _, err = run("--config", str(config), "config", "set", "apns.key_file",
+                       "credentials/AuthKey_EMU0000001.p8")
+    assert code == 0, err
+    key = samples / "credentials" / "AuthKey_EMU0000001.p8"
+    assert f'key_file = "{key}"' in config.read_text()
+    assert f"set apns.key_file = {key} in {config}" in err
+    code, _, err = run("--config", str(config), "config", "set", "fcm.service_account",
+                       "../samples/./credentials/service-account.json")
+    assert code == 0, err
+    code, out, err = run("--config", str(config), "-o", "json", "config", "show")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["apns"]["key_file"] == str(key)
+    assert data["fcm"]["service_account"] == str(samples / "credentials" / "service-account.json")
+
+
+def test_set_keeps_home_relative_and_absolute_paths_as_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "y.toml"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert run("--config", str(config), "config", "set", "apns.key_file", "~/keys/AuthKey.p8")[0] == 0
+    assert run("--config", str(config), "config", "set", "ca_file", "/etc/pushctl/ca.pem")[0] == 0
+    assert run("--config", str(config), "config", "set", "apns.topic", "com.example.app")[0] == 0
+    text = config.read_text()
+    assert 'key_file = "~/keys/AuthKey.p8"' in text  # kept portable, expanded when read
+    assert 'ca_file = "/etc/pushctl/ca.pem"' in text and 'topic = "com.example.app"' in text
+    code, out, err = run("--config", str(config), "-o", "json", "config", "show")
+    assert code == 0, err
+    assert json.loads(out)["apns"]["key_file"] == str(tmp_path / "home" / "keys" / "AuthKey.p8")
+
+
+def test_missing_config_hint_quotes_the_whole_command(tmp_path: Path) -> None:
+    path = tmp_path / "no such dir" / "y.toml"
+    code, out, err = run("--config", str(path), "config", "show")
+    assert code == ExitCode.USAGE
+    assert out == ""
+    assert f"run `pushctl config init --config '{path}'`" in err
+    assert "` --config" not in err
+    plain = tmp_path / "y.toml"
+    code, _, err = run("--config", str(plain), "config", "show")
+    assert f"run `pushctl config init --config {plain}`" in err
+    # the suggested command works as printed
+    assert run("--config", str(plain), "config", "init")[0] == 0
+    assert run("config", "init", "--config", str(path))[0] == 0 and path.exists()

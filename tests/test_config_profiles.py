@@ -211,7 +211,8 @@ def test_set_value_typed_and_keeps_comments(tmp_path: Path) -> None:
     assert text.startswith("# keep me\n")
     assert resolve_profile(path, None, {}).apns.topic == "com.example.changed"
     assert resolve_profile(path, "production", {}).sender.concurrency == 32
-    assert resolve_profile(path, "brand_new", {}).apns.key_file == tmp_path / "k.p8"
+    # typed on the command line: relative to the current directory, not the config file's
+    assert resolve_profile(path, "brand_new", {}).apns.key_file == Path.cwd() / "k.p8"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 

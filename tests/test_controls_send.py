@@ -201,3 +201,17 @@ def test_a_local_time_slot_inside_quiet_hours_is_refused(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert "entirely inside the quiet hours" in result.stderr
     assert result.stdout == ""
+
+
+def test_an_unknown_default_timezone_says_what_to_use_once(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["send", str(SAMPLES / "templates" / "welcome.yaml"), "--audience", str(SAMPLES / "audience.csv"),
+         "--dry-run", "--default-timezone", "Mars/Base", "--journal", str(tmp_path / "j.sqlite3")],
+        terminal_width=200,
+    )
+    assert result.exit_code == 2
+    err = " ".join(result.stderr.split())
+    assert "unknown time zone 'Mars/Base'" in err
+    assert err.count("IANA name like Europe/Paris") == 1, err
+    assert result.stdout == ""

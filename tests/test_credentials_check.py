@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -160,3 +162,61 @@ def test_expired_certificate_fails_check(tmp_path: Path, rsa_key: rsa.RSAPrivate
     (row,) = check_offline(profile)
     assert not row.ok
     assert "certificate expired on" in row.detail
+
+
+def _check_rows(config: Path) -> tuple[int, dict[str, dict[str, Any]], str]:
+    code, out, err = run("--config", str(config), "-o", "json", "credentials", "check")
+    return code, {r["kind"]: r for r in map(json.loads, out.splitlines())}, err
+
+
+def test_emulator_certificate_world_readable_is_not_a_key_file(tmp_path: Path) -> None:
+    from pushctl.emulator import Emulator
+
+    with Emulator(tmp_path / "emu") as emu:
+        cert, key = emu.issue_client_certificate("com.example.pushctl", tmp_path)
+        config = emu.write_profile(tmp_path / "config.toml")
+    cert.chmod(0o644)  # a public certificate: nothing secret in it
+    key.chmod(0o600)
+    data = tomllib.loads(config.read_text())
+    data["profiles"]["emulator"]["apns"] = {"environment": "sandbox", "endpoint": emu.apns_url,
+                                            "cert_file": str(cert), "cert_key_file": str(key)}
+    config.write_text(tomli_w.dumps(data))
+    code, rows, err = _check_rows(config)
+    assert code == ExitCode.OK, err
+    assert rows["certificate"]["warnings"] == []
+    key.chmod(0o644)  # the key file is what must stay private
+    code, rows, err = _check_rows(config)
+    assert code == ExitCode.OK, err
+    assert rows["certificate"]["warnings"] == [
+        f"key file {key} is readable by group/others; run chmod 600 {key}"]
+
+
+def test_service_account_as_p8_says_what_the_file_is(tmp_path: Path, samples: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[profiles.default.apns]\nkey_file = "{samples / "credentials/service-account.json"}"\n'
+        'key_id = "ABC123DEFG"\nteam_id = "DEF123GHIJ"\ntopic = "com.example.app"\n'
+    )
+    code, rows, err = _check_rows(config)
+    assert code == ExitCode.AUTH
+    row = rows["token key (.p8)"]
+    assert row["detail"] == (
+        "this is a service-account JSON (the FCM key, for fcm.service_account), not a .p8 key")
+    assert "AuthKey_<key id>.p8" in row["fix"]
+    text = json.dumps(row) + err
+    assert "Unable to load PEM" not in text and "InvalidData" not in text and "Invalid symbol" not in text
+
+
+def test_service_account_private_key_of_the_wrong_type(tmp_path: Path, samples: Path) -> None:
+    account = json.loads((samples / "credentials/service-account.json").read_text())
+    account["private_key"] = 123
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(account))
+    path.chmod(0o600)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[profiles.default.fcm]\nservice_account = "{path}"\n')
+    code, rows, _ = _check_rows(config)
+    assert code == ExitCode.AUTH
+    row = rows["service account"]
+    assert row["detail"] == "field 'private_key': wrong type: private_key is a number, expected a string"
+    assert "missing" not in row["detail"]

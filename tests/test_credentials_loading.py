@@ -249,3 +249,89 @@ def test_permission_warning(tmp_path: Path) -> None:
     path.chmod(0o644)
     warning = permission_warning(path)
     assert warning == f"key file {path} is readable by group/others; run chmod 600 {path}"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
+def test_permission_warning_only_for_files_with_private_key_material(
+    tmp_path: Path, rsa_key: rsa.RSAPrivateKey, samples: Path
+) -> None:
+    cert = make_cert(rsa_key)
+    cert_pem = cert.public_bytes(PEM)
+    files = {
+        "cert.pem": (cert_pem, False),  # a certificate alone is public
+        "chain.pem": (cert_pem + make_cert(ec.generate_private_key(ec.SECP256R1())).public_bytes(PEM), False),
+        "google-services.json": ((samples / "credentials/google-services.json").read_bytes(), False),
+        "cert-and-key.pem": (cert_pem + pem_key(rsa_key), True),
+        "key.pem": (pem_key(rsa_key, serialization.PrivateFormat.TraditionalOpenSSL), True),
+        "AuthKey_ABC123DEFG.p8": (pem_key(ec.generate_private_key(ec.SECP256R1())), True),
+        "push.p12": (pkcs12.serialize_key_and_certificates(b"p", rsa_key, cert, None, NOENC), True),
+        "sa.json": ((samples / "credentials/service-account.json").read_bytes(), True),
+    }
+    for name, (data, secret) in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        path.chmod(0o644)
+        warning = permission_warning(path)
+        if secret:
+            assert warning == f"key file {path} is readable by group/others; run chmod 600 {path}", name
+        else:
+            assert warning is None, name
+
+
+# -- messages say what the file is, never a library's internals ---------------------------------
+
+
+LIBRARY_INTERNALS = ("Unable to load PEM", "InvalidData", "Invalid symbol", "OpenSSL", "ASN.1", "error:")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("service-account.json", "this is a service-account JSON (the FCM key, for fcm.service_account), "
+                                 "not a .p8 key"),
+        ("google-services.json", "this is a google-services.json (an app's client config), not a .p8 key"),
+    ],
+)
+def test_p8_given_a_json_file_says_what_it_is(samples: Path, name: str, expected: str) -> None:
+    with pytest.raises(CredentialFileError) as info:
+        load_apns_key(samples / "credentials" / name, "ABC123DEFG", "DEF123GHIJ")
+    assert info.value.message == expected
+    assert "AuthKey_<key id>.p8" in (info.value.hint or "")
+    assert not any(s in str(info.value) for s in LIBRARY_INTERNALS)
+
+
+def test_p8_other_json_and_plain_text(tmp_path: Path) -> None:
+    path = tmp_path / "AuthKey_ABC123DEFG.p8"
+    path.write_text('{"hello": "-----BEGIN PRIVATE KEY-----\\nabc\\n-----END PRIVATE KEY-----\\n"}')
+    with pytest.raises(CredentialFileError) as info:
+        load_apns_key(path, None, "DEF123GHIJ")
+    assert info.value.message == "this is a JSON file, not a .p8 key"
+    path.write_text("hello")
+    with pytest.raises(CredentialFileError, match="not a PEM file"):
+        load_apns_key(path, None, "DEF123GHIJ")
+
+
+def test_p8_damaged_pem_block_hides_decoder_internals(tmp_path: Path) -> None:
+    path = tmp_path / "AuthKey_ABC123DEFG.p8"
+    path.write_text("-----BEGIN PRIVATE KEY-----\n\\n!!not base64!!\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(CredentialFileError) as info:
+        load_apns_key(path, None, "DEF123GHIJ")
+    assert info.value.message.startswith("malformed PKCS#8 key: the PEM block does not decode")
+    assert not any(s in str(info.value) for s in LIBRARY_INTERNALS)
+
+
+def test_service_account_given_a_p8_says_what_it_is(samples: Path) -> None:
+    with pytest.raises(CredentialFileError) as info:
+        load_service_account(samples / "credentials/AuthKey_EMU0000001.p8")
+    assert info.value.message == "this is a PEM file (an APNs .p8 key?), not a service-account JSON"
+
+
+@pytest.mark.parametrize(("value", "kind"), [(123, "a number"), (["k"], "an array"), (True, "a boolean")])
+def test_service_account_field_of_the_wrong_type_says_so(
+    tmp_path: Path, rsa_key: rsa.RSAPrivateKey, value: Any, kind: str
+) -> None:
+    with pytest.raises(CredentialFileError) as info:
+        load_service_account(service_account(tmp_path, rsa_key, private_key=value))
+    assert info.value.message == f"wrong type: private_key is {kind}, expected a string"
+    assert info.value.field == "private_key"
+    assert "missing" not in str(info.value)

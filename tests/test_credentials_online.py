@@ -203,15 +203,18 @@ def test_check_after_send_still_verifies_the_topic(emulator: tuple[Emulator, Pat
     emu, cfg = emulator
     audience = tmp_path / "audience.csv"
     audience.write_text("token,platform\n" + "ab" * 32 + ",ios\n")
-    result = CliRunner().invoke(app, ["--config", str(cfg), "--profile", "emulator", "-o", "json", "send",
-                                      str(SAMPLES / "templates" / "welcome.yaml"), "--audience", str(audience),
-                                      "--journal", str(tmp_path / "journal.sqlite3")])
+    result = CliRunner().invoke(app, [
+        "--config", str(cfg), "--profile", "emulator", "-o", "json", "send",
+        str(SAMPLES / "templates" / "welcome.yaml"), "--audience", str(audience),
+        "--journal", str(tmp_path / "journal.sqlite3"),
+    ])
     assert result.exit_code == 0, result.stderr
     assert emu.inbox.total() == 1
     _next_second()
     code, rows, err = online_rows(cfg)
     assert code == ExitCode.OK, err
-    assert "topic com.example.pushctl" in rows["apns"]["detail"] and "BadDeviceToken" in rows["apns"]["detail"]
+    detail = rows["apns"]["detail"]
+    assert "topic com.example.pushctl" in detail and "BadDeviceToken" in detail
     _next_second()
     code, rows, _ = online_rows(with_apns(cfg, topic="com.example.other"))
     assert code == ExitCode.AUTH

@@ -23,6 +23,7 @@ STARTER = """\
 #
 # Select a profile with --profile NAME or $PUSHCTL_PROFILE; without one, `default_profile`
 # below is used. Relative paths are relative to this file's directory; ~ expands.
+# (`pushctl config set` stores a relative path made absolute from the directory you run it in.)
 # Every key can also come from the environment (PUSHCTL_APNS_KEY_FILE, PUSHCTL_FCM_SERVICE_ACCOUNT,
 # ... see the README), which wins over this file.
 # Secrets are never stored here: only paths to key files and the *name* of the environment
@@ -55,7 +56,7 @@ environment = "sandbox"                    # sandbox (development builds) | prod
 [profiles.{name}.sender]
 # concurrency = 500                        # requests in flight
 # rate = 0                                 # notifications per second; 0 = unlimited
-max_attempts = 5                           # per device, including the first try
+max_attempts = 8                           # per device, including the first try
 # quiet_hours = "22:00-08:00"              # in each device's time zone
 # cap = "3/24h"                            # at most 3 notifications per device per 24 hours
 # default_timezone = "UTC"                 # for devices without a timezone column
@@ -143,8 +144,9 @@ def set_(
     """Set one key in the config file (created if missing), keeping its comments."""
     state = get_state()
     path = config_path(state.config_path)
-    set_value(path, key, value, profile=state.profile)
-    state.terminal.info(f"set {key} in {path}")
+    stored = set_value(path, key, value, profile=state.profile)
+    shown = f" = {stored}" if isinstance(stored, str) and stored != value else ""  # a path made absolute
+    state.terminal.info(f"set {key}{shown} in {path}")
 
 
 @config_app.command("path")
