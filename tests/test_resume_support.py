@@ -133,9 +133,11 @@ class Finished:
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
 
     def summary(self) -> dict[str, Any]:
+        """The campaign summary; the keys only a send knows (its own audience reading and this
+        invocation's counts) are dropped, so a send's and `runs show`'s can be compared."""
         lines = [d for d in self.json_lines() if d.get("type") == "summary"]
         assert lines, f"no summary line (exit {self.code}); stderr:\n{self.stderr}"
-        return lines[-1]
+        return {k: v for k, v in lines[-1].items() if k not in ("audience", "this_run")}
 
 
 class Pushctl:
