@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from rss import run_measured
+from rss import run_pushctl_measured
 
 ROWS = 1_000_000
 MAX_RSS_MB = 150
@@ -41,7 +40,7 @@ def test_million_rows_offline_check_stays_flat(tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     make_audience(path)
     started = time.monotonic()
-    proc = run_measured([sys.executable, "-m", "pushctl", "--output", "json", "tokens", "check", str(path)])
+    proc = run_pushctl_measured(["--output", "json", "tokens", "check", str(path)])
     elapsed = time.monotonic() - started
     peak_mb = proc.peak_mb
     print(f"\n1,000,000 rows checked in {elapsed:.1f} s, peak RSS {peak_mb:.0f} MB")
