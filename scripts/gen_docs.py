@@ -1,4 +1,5 @@
-"""Regenerate what is generated from the CLI: completions/ and the README's CLI reference.
+"""Regenerate what is generated from the CLI: completions/, the README's CLI reference and its
+exit-code table (from the ExitCode enum).
 
 ``--check`` changes nothing and fails when either is stale (a test runs the same check).
 """
@@ -13,7 +14,7 @@ import typer
 
 from pushctl.cli.app import app
 from pushctl.cli.completion_gen import generate
-from pushctl.cli.reference_gen import replace_reference
+from pushctl.cli.reference_gen import replace_exit_codes, replace_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETIONS = ROOT / "completions"
@@ -23,7 +24,7 @@ README = ROOT / "README.md"
 def wanted() -> dict[Path, str]:
     """Every generated file and the text it must hold."""
     files = {COMPLETIONS / name: text for name, text in generate(typer.main.get_command(app)).items()}
-    files[README] = replace_reference(README.read_text(), app)
+    files[README] = replace_exit_codes(replace_reference(README.read_text(), app))
     return files
 
 

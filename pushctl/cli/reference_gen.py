@@ -40,6 +40,27 @@ def reference(app: typer.Typer) -> str:
     return "\n".join(parts)
 
 
+EXIT_START = "<!-- exit-codes:start -->"
+EXIT_END = "<!-- exit-codes:end -->"
+
+
+def exit_code_markdown() -> str:
+    """The exit-code table of :mod:`pushctl.errors` as Markdown (the README shows this one)."""
+    from pushctl.errors import EXIT_CODE_HELP
+
+    rows = [f"| {int(code)} | {text} |" for code, text in EXIT_CODE_HELP.items()]
+    return "\n".join([EXIT_START, "| code | meaning |", "| --- | --- |", *rows, EXIT_END])
+
+
+def replace_exit_codes(readme: str) -> str:
+    """``readme`` with its exit-code table regenerated from the ExitCode enum."""
+    if EXIT_START not in readme or EXIT_END not in readme:
+        return readme
+    head, rest = readme.split(EXIT_START, 1)
+    _, tail = rest.split(EXIT_END, 1)
+    return head + exit_code_markdown() + tail
+
+
 def replace_reference(readme: str, app: typer.Typer) -> str:
     """``readme`` with the text between the markers regenerated (appended if absent)."""
     block = reference(app)
