@@ -21,7 +21,7 @@ from pushctl.journal import DeviceState, Journal, Run
 from pushctl.model import Device
 from pushctl.outcome import Outcome, Result
 from pushctl.providers.base import Provider
-from pushctl.schedule import Cap, LocalTimeSlot, QuietHours, decide
+from pushctl.schedule import Cap, LocalTimeSlot, QuietHours, bad_zone_reason, decide
 from pushctl.segment import Segment
 from pushctl.sender import WorkItem, prepare_item
 from pushctl.suppression import SuppressionList
@@ -151,6 +151,11 @@ class Pipeline:
             self._skip(device, Outcome.SKIPPED, "frequency_cap")
             return None
         if c.local_time is not None or c.quiet_hours is not None:
+            zone_name = device.attrs.get("timezone", "")
+            if zone_name and bad_zone_reason(zone_name):
+                # A typo must not silently move a device into another zone's morning.
+                self._skip(device, Outcome.SKIPPED, "bad_timezone")
+                return None
             decision = decide(
                 device.attrs,
                 self.now,

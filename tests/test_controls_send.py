@@ -195,8 +195,19 @@ def test_time_sensitive_template_ignores_quiet_hours(tmp_path: Path, emu: Emulat
 def test_a_local_time_slot_inside_quiet_hours_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["send", "samples/templates/welcome.yaml", "--audience", "samples/audience.csv", "--dry-run",
-         "--local-time", "23:00", "--quiet-hours", "22:00-08:00", "--journal", str(tmp_path / "j.sqlite3")],
+        [
+            "send",
+            "samples/templates/welcome.yaml",
+            "--audience",
+            "samples/audience.csv",
+            "--dry-run",
+            "--local-time",
+            "23:00",
+            "--quiet-hours",
+            "22:00-08:00",
+            "--journal",
+            str(tmp_path / "j.sqlite3"),
+        ],
     )
     assert result.exit_code == 2
     assert "entirely inside the quiet hours" in result.stderr
@@ -206,8 +217,17 @@ def test_a_local_time_slot_inside_quiet_hours_is_refused(tmp_path: Path) -> None
 def test_an_unknown_default_timezone_says_what_to_use_once(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["send", str(SAMPLES / "templates" / "welcome.yaml"), "--audience", str(SAMPLES / "audience.csv"),
-         "--dry-run", "--default-timezone", "Mars/Base", "--journal", str(tmp_path / "j.sqlite3")],
+        [
+            "send",
+            str(SAMPLES / "templates" / "welcome.yaml"),
+            "--audience",
+            str(SAMPLES / "audience.csv"),
+            "--dry-run",
+            "--default-timezone",
+            "Mars/Base",
+            "--journal",
+            str(tmp_path / "j.sqlite3"),
+        ],
         terminal_width=200,
     )
     assert result.exit_code == 2
@@ -215,3 +235,17 @@ def test_an_unknown_default_timezone_says_what_to_use_once(tmp_path: Path) -> No
     assert "unknown time zone 'Mars/Base'" in err
     assert err.count("IANA name like Europe/Paris") == 1, err
     assert result.stdout == ""
+
+
+def test_an_unknown_timezone_in_a_row_is_skipped_not_moved(tmp_path: Path, emu: Emulator) -> None:
+    audience = tmp_path / "zones.csv"
+    audience.write_text(
+        f"token,platform,name,timezone\n{'a1' * 32},ios,Ann,Europe/Paris\n{'a2' * 32},ios,Bob,Europe/Pariss\n"
+    )
+    out = send(
+        tmp_path, "--quiet-hours", "22:00-08:00", "--default-timezone", "Asia/Tokyo", audience=audience
+    )
+    assert out.code == 0, out.stderr
+    assert out.results["a2" * 32]["outcome"] == "skipped"
+    assert out.results["a2" * 32]["reason"] == "bad_timezone"
+    assert out.results["a1" * 32]["outcome"] == "deferred"  # 03:00 in Paris
