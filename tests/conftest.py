@@ -40,3 +40,14 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     with Emulator(tmp_path_factory.mktemp("emulator")) as emu:
         yield emu
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_test() -> Iterator[None]:
+    """Collect garbage at the end of every test, so an unclosed socket or transport is reported
+    (warnings are errors) by the test that leaked it, not by whichever test runs when the
+    collector happens to fire."""
+    yield
+    import gc
+
+    gc.collect()

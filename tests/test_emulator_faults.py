@@ -131,6 +131,45 @@ def test_stream_limit_drops_after_reject_and_climbs_back(tmp_path: Path) -> None
     assert raw.stream_limits() == [8, 1, 2, 4, 8]
 
 
+def _reset(raw: RawH2, sid: int) -> None:
+    raw.conn.reset_stream(sid)
+    raw.sock.sendall(raw.conn.data_to_send())
+
+
+def test_a_stream_reset_mid_request_frees_its_slot(tmp_path: Path) -> None:
+    with Emulator(tmp_path, max_concurrent_streams=1) as emu:
+        raw = RawH2(emu)
+        raw.read_until(lambda ev: len(raw.stream_limits()) >= 1)
+        sid = raw.conn.get_next_available_stream_id()
+        raw.conn.send_headers(sid, [(":method", "POST"), (":scheme", "https"),
+                                    (":authority", "127.0.0.1"), (":path", f"/3/device/{GOOD}")])
+        raw.sock.sendall(raw.conn.data_to_send())  # headers only: the request is not complete
+        time.sleep(0.2)
+        _reset(raw, sid)
+        second = raw.push()
+        raw.read_until(lambda ev: second in raw.statuses())
+        raw.close()
+    assert raw.statuses() == {second: "200"}  # not refused: the abandoned stream no longer counts
+
+
+def test_a_stream_reset_while_its_answer_is_delayed_is_counted_off_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    limit = 80
+    with Emulator(tmp_path, latency_ms=400, max_concurrent_streams=limit) as emu:
+        raw = RawH2(emu)
+        raw.read_until(lambda ev: len(raw.stream_limits()) >= 1)
+        _reset(raw, raw.push())  # h2 forgets the closed stream before its delayed answer is due
+        batch = [raw.push() for _ in range(limit - 1)]
+        raw.read_until(lambda ev: all(sid in raw.statuses() for sid in batch))
+        again = [raw.push() for _ in range(limit)]  # the whole limit is free again
+        raw.read_until(lambda ev: all(sid in raw.statuses() for sid in again))
+        raw.close()
+    statuses = raw.statuses()
+    assert [statuses.get(sid) for sid in batch + again] == ["200"] * (2 * limit - 1)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_dropped_connection_records_nothing(tmp_path: Path) -> None:
     with Emulator(tmp_path, drop_after=1) as emu, client(emu) as c, pytest.raises(httpx.TransportError):
         push(c, emu)

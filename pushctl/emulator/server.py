@@ -124,6 +124,13 @@ _NEVER_INDEX = frozenset({"apns-id", "apns-unique-id"})
 # (measured: one process 3,150 -> ~4,500 pushctl APNs requests/s end to end with 32-64).
 _FLUSH_EVERY = 32
 
+# After a GOAWAY the connection stays open this long (or until the client closes it) before the
+# server closes it. A client may already have written a new stream when the GOAWAY crosses it on
+# the wire; closing at once turns that stream into a write error, while lingering lets the client
+# read the GOAWAY, see its stream is above last_stream_id and retry it safely elsewhere
+# (RFC 9113 §6.8: "graceful connection shutdown").
+GOAWAY_LINGER = 1.0
+
 
 class Connection(asyncio.Protocol):
     """One client connection: h2 state machine, buffered request streams, pending response data."""
@@ -149,6 +156,7 @@ class Connection(asyncio.Protocol):
         self._goaway_last: int | None = None
         self._goaway_sent = False
         self._idle_handle: asyncio.TimerHandle | None = None
+        self._linger_handle: asyncio.TimerHandle | None = None
         self._closed = False
         self._batch = 0
 
@@ -179,6 +187,8 @@ class Connection(asyncio.Protocol):
         self.server.connections.discard(self)
         if self._idle_handle is not None:
             self._idle_handle.cancel()
+        if self._linger_handle is not None:
+            self._linger_handle.cancel()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -202,8 +212,14 @@ class Connection(asyncio.Protocol):
                     self._batch = 0
                     self._flush()
             elif isinstance(event, h2.events.StreamReset):
-                self._streams.pop(event.stream_id, None)
-                self._pending.pop(event.stream_id, None)
+                # A stream the client gave up on (e.g. its request timed out) no longer counts
+                # against the limit. One still waiting for a delayed answer is counted off when
+                # that answer finds the stream gone (see _respond).
+                if (
+                    self._streams.pop(event.stream_id, None) is not None
+                    or self._pending.pop(event.stream_id, None) is not None
+                ):
+                    self._stream_done()
             elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
                 self._send_pending()
             elif isinstance(event, h2.events.ConnectionTerminated):
@@ -283,7 +299,8 @@ class Connection(asyncio.Protocol):
             else:
                 self.h2.send_headers(sid, headers, end_stream=True)
                 self._stream_done()
-        except h2.exceptions.StreamClosedError:
+        except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError):
+            # Reset by the client while the answer was delayed; h2 may have forgotten it already.
             self._stream_done()
 
     def _send_pending(self) -> None:
@@ -311,7 +328,7 @@ class Connection(asyncio.Protocol):
             if not self._goaway_sent:
                 self.goaway(self._goaway_last)
             self._flush()
-            self.close()
+            self._close_after_linger()
 
     # -- connection control (used by services and faults) ---------------------------
 
@@ -370,7 +387,11 @@ class Connection(asyncio.Protocol):
         last = self.h2.highest_inbound_stream_id
         self.goaway(last, "IdleTimeout")
         self._flush()
-        self.close()
+        self._close_after_linger()
+
+    def _close_after_linger(self) -> None:
+        if self._linger_handle is None and not self._closed:
+            self._linger_handle = asyncio.get_running_loop().call_later(GOAWAY_LINGER, self.close)
 
 
 class H2Server:
