@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -122,22 +123,27 @@ def test_emulator_run_cli(tmp_path: Path) -> None:
         assert proc.stdout is not None
         info = json.loads(proc.stdout.readline())
         assert info["profile"] == str(config.resolve())
+        # The printed curl line reads its headers (topic, sample JWT) from a 0600 file.
+        headers_file = state / "curl-apns-headers.txt"
+        assert f"@{headers_file}" in info["curl"]
+        assert stat.S_IMODE(headers_file.stat().st_mode) == 0o600
+        headers = dict(line.split(": ", 1) for line in headers_file.read_text().splitlines())
         with httpx.Client(http2=True, verify=client_context(info["ca_file"])) as c:
-            from test_emulator_apns import DEFAULT_JWT
-
-            r = c.post(
-                f"{info['apns_url']}/3/device/{GOOD}",
-                content=b'{"aps":{}}',
-                headers={"authorization": f"bearer {DEFAULT_JWT}", "apns-topic": "com.example.pushctl"},
-            )
+            r = c.post(f"{info['apns_url']}/3/device/{GOOD}", content=b'{"aps":{}}', headers=headers)
         assert r.status_code == 200
+        assert "eyJ" not in json.dumps(info)  # the curl line reads the JWT from a file
+        if shutil.which("curl"):
+            tried = subprocess.run(info["curl"] + " -s -o /dev/null -w '%{http_code}'", shell=True,
+                                   capture_output=True, text=True, timeout=30, check=False)
+            assert tried.stdout == "200", tried.stderr
         listed = CliRunner().invoke(app, ["-o", "json", "emulator", "inbox", "--state-dir", str(state)])
         assert listed.exit_code == 0, listed.output
-        assert json.loads(listed.stdout) == {"token": GOOD, "count": 1}
+        sent = 2 if shutil.which("curl") else 1  # the curl line pushes to the same sample token
+        assert json.loads(listed.stdout) == {"token": GOOD, "count": sent}
         one = CliRunner().invoke(
             app, ["-o", "json", "emulator", "inbox", "--state-dir", str(state), "-t", GOOD]
         )
-        assert json.loads(one.stdout)["message_id"] == r.headers["apns-id"]
+        assert r.headers["apns-id"] in [json.loads(line)["message_id"] for line in one.stdout.splitlines()]
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=15)

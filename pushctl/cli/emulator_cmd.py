@@ -39,6 +39,21 @@ def _sample_jwt() -> str:
     return JwtSigner(key, cache=jwt_cache_path(key)).token()
 
 
+def _write_curl_headers(state_dir: Path) -> Path:
+    """Write the curl example's request headers (topic + sample JWT) to a 0600 file.
+
+    The curl line reads them with ``-H @file``, so no JWT is ever printed to the terminal or
+    a log, even one for the throwaway sample key.
+    """
+    from pushctl.emulator.registry import SAMPLE_TOPIC
+
+    path = state_dir / "curl-apns-headers.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"apns-topic: {SAMPLE_TOPIC}\nauthorization: bearer {_sample_jwt()}\n")
+    return path
+
+
 def _refuse_if_running(state_dir: Path) -> None:
     """One emulator per state dir: a second would overwrite endpoints.json under the first."""
     from pushctl.emulator import read_endpoints
@@ -88,7 +103,6 @@ def run(
 ) -> None:
     """Run the emulator in the foreground until Ctrl-C."""
     from pushctl.emulator import Emulator, Scenario
-    from pushctl.emulator.registry import SAMPLE_TOPIC
     from pushctl.emulator.workers import EmulatorWorkers
 
     state = get_state(ctx)
@@ -142,9 +156,7 @@ def run(
                 "-X POST",
                 f"{emu.apns_url}/3/device/{'ab' * 32}",
                 "-H",
-                shlex.quote(f"apns-topic: {SAMPLE_TOPIC}"),
-                "-H",
-                shlex.quote(f"authorization: bearer {_sample_jwt()}"),
+                shlex.quote(f"@{_write_curl_headers(emu.state_dir)}"),
                 "-d",
                 shlex.quote('{"aps":{"alert":"hi"}}'),
             ]
@@ -164,7 +176,7 @@ def run(
             term.json_line({**info, "curl": curl})
         else:
             term.table(["", ""], [(k, v) for k, v in info.items() if v is not None], title="pushctl emulator")
-            term.print("Try it (the JWT is for the emulator's throwaway sample key):")
+            term.print("Try it (the headers file holds the topic and a JWT for the throwaway sample key):")
             term.raw(curl + "\n")  # unwrapped, so it can be copied and pasted
         term.info("emulator running; press Ctrl-C to stop")
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop: exit 0
