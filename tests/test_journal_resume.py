@@ -147,13 +147,15 @@ def test_ten_thousand_records_are_visible_to_a_fresh_journal(tmp_path: Path) -> 
         tokens = [f"{i:064x}" for i in range(10_000)]
         for start in range(0, len(tokens), 1000):
             run.mark_inflight([(t, Platform.IOS, i, "") for i, t in enumerate(tokens[start : start + 1000])])
-        started = time.perf_counter()
+        statements: list[str] = []
+        journal._conn.set_trace_callback(statements.append)
         for t in tokens:
             run.record(_result(t))
-        elapsed = time.perf_counter() - started
+        journal._conn.set_trace_callback(None)
         run.finish()
-    # Generous bound: the benchmark shows far more; this only catches a per-row commit.
-    assert elapsed < 2.0
+    # Results are written in batches (500 rows or 0.2 s), never one commit per device.
+    commits = sum(1 for sql in statements if sql.strip().upper() == "COMMIT")
+    assert 1 <= commits <= 100
     with Journal(path) as fresh:
         assert fresh.run_info("spring").counts == {"delivered": 10_000}
         assert sum(1 for _ in fresh.results("spring")) == 10_000

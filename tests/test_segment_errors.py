@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -140,15 +138,3 @@ def test_evaluation_never_raises_on_any_row(row: dict[str, str]) -> None:
         "a == true",
     ):
         assert isinstance(Segment.parse(expr).matches(row), bool)
-
-
-def test_evaluation_is_fast() -> None:
-    seg = Segment.parse('country in ["JP", "FR"] and age >= 18 and locale startswith "en"')
-    row = {"country": "JP", "age": "30", "locale": "en_US"}
-    n = 20_000
-    start = time.perf_counter()
-    for _ in range(n):
-        seg.matches(row)
-    per_row = (time.perf_counter() - start) / n
-    # ~1µs on a laptop; a generous bound so slow CI machines do not flake.
-    assert per_row < 20e-6
