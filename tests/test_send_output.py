@@ -86,7 +86,7 @@ def test_readme_first_command_shows_device_and_summary_tables() -> None:
     outcomes = ["delivered" if "delivered" in row else "failure" for row in device_rows]
     assert outcomes == sorted(outcomes, key=lambda o: o == "delivered")
     header = next(line for line in stdout.splitlines() if "token" in line and "outcome" in line)
-    for column in ("platform", "reason", "attempts", "latency"):
+    for column in ("platform", "reason", "tries", "ms"):
         assert column in header
     for prefix, reason in SAMPLE_INVALID.items():
         row = next(line for line in stdout.splitlines() if prefix in line and "invalid_token" in line)

@@ -91,9 +91,11 @@ def _device_table(
     if not rows:
         terminal.print("no failures" if show == "failures" else "no devices")
         return
-    table = Table(title="Failures" if show == "failures" else "Devices", title_justify="left")
-    for name in ("token", "platform", "outcome", "reason", "attempts", "latency ms"):
-        justify: Literal["left", "right"] = "right" if name in ("attempts", "latency ms") else "left"
+    # No outer edge and short numeric headers ("tries", "ms" = latency in milliseconds): the
+    # longest reason (DeviceTokenNotForTopic) then fits unbroken on an 80-column terminal.
+    table = Table(title="Failures" if show == "failures" else "Devices", title_justify="left", show_edge=False)
+    for name in ("token", "platform", "outcome", "reason", "tries", "ms"):
+        justify: Literal["left", "right"] = "right" if name in ("tries", "ms") else "left"
         table.add_column(name, justify=justify, overflow="fold")
     for r in rows:
         table.add_row(
