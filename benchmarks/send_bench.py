@@ -266,6 +266,19 @@ def last_line(path: Path) -> str:
     return lines[-1].decode() if lines else ""
 
 
+def machine_speed_us(core: int | None) -> float:
+    """Best time of ``sum(range(1000))`` in µs on the client core: a yardstick for the machine.
+
+    The shared VM's speed varies from day to day (seen: the same commit at ~200 µs CPU per
+    notification one week and ~700 µs another), so every result carries it and runs are only
+    compared at a similar yardstick.
+    """
+    code = "import timeit; print(min(timeit.repeat('sum(range(1000))', number=2000, repeat=7)) / 2000 * 1e6)"
+    cmd = pinned([sys.executable, "-c", code], core)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return round(float(out.stdout), 1)
+
+
 def run_send(
     tmp: Path, provider: str, devices: int, journal: Path, core: int | None, profile: Path | None,
     extra: list[str],
@@ -314,6 +327,7 @@ def run_send(
         "cpu_us_per_notification": round(cpu / devices * 1e6, 1),
         "per_s_per_core": round(devices / cpu),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "machine_sum1000_us": machine_speed_us(core),
     }
 
 
@@ -387,7 +401,8 @@ def main() -> None:
                         f"{best['per_s_wall']:,}/s ({best['per_s_send']:,}/s while sending), "
                         f"{best['cpu_us_per_notification']} µs CPU each "
                         f"({best['per_s_per_core']:,}/s per core), "
-                        f"peak RSS {best['peak_rss_mb']} MB",
+                        f"peak RSS {best['peak_rss_mb']} MB; machine yardstick "
+                        f"sum(range(1000)) = {best['machine_sum1000_us']} µs",
                         file=sys.stderr,
                     )
             finally:
