@@ -288,7 +288,7 @@ class _Parser:
             self.next()
             self.nest(tok)
             inner = self.disjunction()
-            self.expect(")", f"to close the '(' at column {tok.pos + 1}")
+            self.expect(")", f"to close the '(' opened at column {tok.pos + 1},")
             self.depth -= 1
             return inner
         if tok.kind == "ident" and tok.text == "exists" and self.is_("op", "(", 1):

@@ -28,7 +28,7 @@ def error_for(expr: str) -> SegmentError:
         ("age == and", 7, "expected a value after '=='"),
         ("lower(name) == 'x'", 0, "unknown function 'lower'"),
         ("a == 1 and regex(b)", 11, "unknown function 'regex'"),
-        ("(a == 1", 7, "expected ')' to close the '(' at column 1"),
+        ("(a == 1", 7, "expected ')' to close the '(' opened at column 1,"),
         ("a = 1", 2, "unexpected character '='"),
         ("a == 1 && b == 2", 7, "unexpected character '&'"),
         ("vip", 3, "expected a comparison after 'vip'"),
