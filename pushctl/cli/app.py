@@ -176,6 +176,9 @@ _register_commands()
 
 def main() -> None:
     """Console-script entry point."""
+    from pushctl.transport.loop import own_process
+
+    own_process()
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="pushctl", standalone_mode=False)

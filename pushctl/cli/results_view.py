@@ -93,7 +93,8 @@ def _device_table(
         return
     # No outer edge and short numeric headers ("tries", "ms" = latency in milliseconds): the
     # longest reason (DeviceTokenNotForTopic) then fits unbroken on an 80-column terminal.
-    table = Table(title="Failures" if show == "failures" else "Devices", title_justify="left", show_edge=False)
+    title = "Failures" if show == "failures" else "Devices"
+    table = Table(title=title, title_justify="left", show_edge=False)
     for name in ("token", "platform", "outcome", "reason", "tries", "ms"):
         justify: Literal["left", "right"] = "right" if name in ("tries", "ms") else "left"
         table.add_column(name, justify=justify, overflow="fold")
