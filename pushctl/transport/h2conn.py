@@ -29,6 +29,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 
@@ -101,6 +102,7 @@ class _ClientH2(h2.connection.H2Connection):
 
     def __init__(self, config: h2.config.H2Configuration, open_streams: Callable[[], int]) -> None:
         super().__init__(config=config)
+        self.encoder = _LiteralEncoder()
         self._count_open = open_streams
         self._until_sweep = _SWEEP_EVERY
 
@@ -118,6 +120,19 @@ class _ClientH2(h2.connection.H2Connection):
         if state == ConnectionState.CLIENT_OPEN:
             self.state_machine.state = state
         return result
+
+
+class _LiteralEncoder(hpack.Encoder):
+    """HPACK without Huffman coding of header values.
+
+    Repeated headers (the JWT, topic, push type) go into the dynamic table once and are sent as
+    one-byte indexes after that, so Huffman only ever shrinks the values that change on every
+    request: APNs' ``:path`` with the device token. Huffman-coding that ~75-byte literal in pure
+    Python costs more CPU than the ~25 bytes it saves are worth.
+    """
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        return bytes(super().encode(headers, huffman=False))
 
 
 class _Stream:
