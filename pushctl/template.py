@@ -89,18 +89,44 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+# A string whose only template syntax is ``{{ name }}`` substitutions, by far the most common
+# personalisation ("Hi {{ name }}"). Jinja spends ~15 µs a render building a context; these are
+# rendered by joining the parts instead, with exactly Jinja's result (str() of the value).
+_SIMPLE_VAR = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*) *\}\}")
+_JINJA_CONSTANTS = frozenset({"true", "false", "none", "True", "False", "None"})
+
+
+def _simple_parts(source: str) -> tuple[str, ...] | None:
+    """``source`` split into literal text (even indexes) and variable names (odd indexes), or
+    None when it uses anything else (filters, attributes, blocks, whitespace control...)."""
+    parts = tuple(_SIMPLE_VAR.split(source))
+    literals, names = parts[0::2], parts[1::2]
+    if any(_is_template(text) or "\r" in text or "}}" in text for text in literals):
+        return None  # other syntax; Jinja also normalises \r\n in literal text
+    if any(name in _JINJA_CONSTANTS for name in names):
+        return None
+    return parts
+
+
 class _Expr:
     """One compiled template string, with where it came from for error messages."""
 
-    __slots__ = ("field", "line", "source", "template")
+    __slots__ = ("field", "line", "parts", "source", "template")
 
     def __init__(self, template: jinja2.Template, source: str, field: str, line: int | None) -> None:
         self.template = template
         self.source = source
         self.field = field
         self.line = line
+        self.parts = _simple_parts(source)
 
     def render(self, ctx: dict[str, Any], path: Path, device: Device) -> str:
+        parts = self.parts
+        if parts is not None:
+            try:
+                return "".join([p if i % 2 == 0 else str(ctx[p]) for i, p in enumerate(parts)])
+            except KeyError:
+                pass  # Jinja gives the undefined-variable error (or resolves one of its globals)
         try:
             return self.template.render(ctx)
         except jinja2.UndefinedError as exc:
