@@ -12,7 +12,7 @@ import pytest
 from h2_test_server import H2TestServer, Pki, make_test_pki
 
 from pushctl.errors import ConfigError, CredentialFileError, ProviderUnavailable
-from pushctl.transport import ConnectError, H2Pool, make_ssl_context
+from pushctl.transport import ConnectError, ConnectionLost, H2Pool, make_ssl_context
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,39 @@ def test_bad_files_are_input_errors_without_contents(tmp_path: Path, pkis: dict[
     assert "c2VjcmV0" not in str(info2.value)
     ok = make_ssl_context(client_cert=(pkis["good"].cert, pkis["good"].key))
     assert ok.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_closing_the_pool_mid_connect_leaves_no_open_socket(pkis: dict[str, Pki]) -> None:
+    """A server that completes TLS but never sends SETTINGS: the pool is closed while its
+    connection is still being set up, and the half-made socket must be closed with it."""
+    import gc
+    import warnings
+
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(pkis["good"].cert, pkis["good"].key)
+    server_ctx.set_alpn_protocols(["h2"])
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # never answers; ends when the client goes away
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(silent, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        pool = H2Pool(f"https://127.0.0.1:{port}", ssl_context=make_ssl_context(ca_file=pkis["good"].ca))
+        request = asyncio.ensure_future(pool.request("GET", "/", []))
+        await asyncio.wait_for(accepted.wait(), 10)
+        await asyncio.sleep(0.1)  # TLS is up; the pool waits for the server's SETTINGS
+        await pool.close()
+        with pytest.raises(ConnectionLost):  # the waiting request fails with the pool
+            await request
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

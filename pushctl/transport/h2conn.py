@@ -500,4 +500,9 @@ async def open_connection(
         raise ConnectError(f"TLS handshake with {authority} failed: {exc.reason or exc}") from None
     except OSError as exc:
         raise ConnectError(f"could not connect to {authority}: {exc.strerror or exc}") from None
+    except BaseException:
+        # Cancelled (the pool closed mid-connect) or failed after the socket was made: drop it
+        # now, or the transport is left for the garbage collector once the loop has ended.
+        conn.abort()
+        raise
     return conn

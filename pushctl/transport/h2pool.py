@@ -148,7 +148,10 @@ class H2Pool:
         """Close every connection; requests still waiting or in flight fail."""
         self._closed = True
         if self._connecting is not None:
-            self._connecting.cancel()
+            connecting, self._connecting = self._connecting, None
+            connecting.cancel()
+            # Let it finish cancelling: open_connection drops a half-made socket on the way out.
+            await asyncio.wait([connecting])
         error = ConnectionLost("the connection pool was closed")
         while self._waiters:
             fut = self._waiters.popleft()
