@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -56,6 +57,18 @@ def test_admin_endpoint_serves_large_inboxes(emulator: Emulator) -> None:
         stats = c.get(f"{emulator.fcm_url}/_emulator/stats").json()
     assert data["count"] == 20_000 and data["deliveries"][-1]["message_id"] == "19999"
     assert stats["inbox_total"] == 20_000
+
+
+def test_open_connections_counts_clients_until_they_hang_up(tmp_path: Path) -> None:
+    with Emulator(tmp_path / "emu") as emu:
+        assert emu.open_connections() == 0
+        with client(emu) as c:
+            assert push(c, emu).status_code == 200
+            assert emu.open_connections() == emu.stats()["connections"] == 1
+        deadline = time.monotonic() + 5
+        while emu.open_connections() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert emu.open_connections() == 0
 
 
 def test_write_profile_merges_and_keeps_default(emulator: Emulator, tmp_path: Path) -> None:

@@ -213,11 +213,12 @@ def test_merge_admin_sums_counts_and_orders_deliveries() -> None:
     db = {"token": "t1", "count": 1, "deliveries": [{"received_at": 1.0}]}
     merged = merge_admin("GET", "/_emulator/inbox?token=t1", [da, db])
     assert merged["count"] == 2 and [d["received_at"] for d in merged["deliveries"]] == [1.0, 2.0]
-    sa = {"apns": {"200": 2}, "fcm": {}, "oauth": {"200": 1}, "inbox_total": 2, "worker": 1}
+    sa = {"apns": {"200": 2}, "fcm": {}, "oauth": {"200": 1}, "inbox_total": 2, "connections": 1, "worker": 1}
     sb = {"apns": {"200": 1, "400 BadDeviceToken": 1}, "fcm": {"200": 3}, "oauth": {}, "inbox_total": 4,
           "worker": 0}
     stats = merge_admin("GET", "/_emulator/stats", [sa, sb])
     assert stats["apns"] == Counter({"200": 3, "400 BadDeviceToken": 1})
     assert stats["fcm"] == {"200": 3} and stats["oauth"] == {"200": 1} and stats["inbox_total"] == 6
+    assert stats["connections"] == 1
     assert [w["worker"] for w in stats["workers"]] == [0, 1]
     assert merge_admin("DELETE", "/_emulator/inbox", [{}, {}]) == {"cleared": True, "workers": 2}

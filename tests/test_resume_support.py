@@ -190,6 +190,15 @@ def wait_until(cond: Callable[[], bool], proc: Pushctl, timeout: float = 60) -> 
         time.sleep(0.005)
 
 
+def wait_for(cond: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Poll ``cond`` until true; fail naming ``what`` when time runs out."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
 def check_exactly_once_visible(emu: Emulator, audience: Audience, collapse_id: str) -> dict[str, int]:
     """Every valid device received the campaign, every copy with the campaign's collapse id,
     so each device shows exactly one notification; invalid tokens received nothing.

@@ -234,13 +234,23 @@ class Emulator:
         """Answer every further APNs push 503 ``Shutdown`` (as APNs does while a server drains)."""
         self.apns.shutting_down = True
 
+    def open_connections(self) -> int:
+        """Client connections open right now, on both servers.
+
+        After a client dies, bytes it had already written can still sit in the server's socket
+        buffer and be answered (and recorded in the inbox) a moment later; zero here means the
+        emulator has read everything the client sent.
+        """
+        return sum(len(server.connections) for server in self._servers)
+
     def stats(self) -> dict[str, Any]:
-        """Answer counts per side and status, and the inbox total."""
+        """Answer counts per side and status, the inbox total and the open connections."""
         return {
             "apns": dict(self.apns.stats),
             "fcm": dict(self.fcm.stats),
             "oauth": dict(self.oauth.stats),
             "inbox_total": self.inbox.total(),
+            "connections": self.open_connections(),
         }
 
     def write_profile(self, config_path: Path, name: str = "emulator") -> Path:

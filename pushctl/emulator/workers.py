@@ -132,7 +132,8 @@ def merge_admin(method: str, path: str, views: list[Any]) -> Any:
             for view in views:
                 total.update(view.get(side, {}))
             merged[side] = dict(total)
-        merged["inbox_total"] = sum(int(v.get("inbox_total", 0)) for v in views)
+        for key in ("inbox_total", "connections"):
+            merged[key] = sum(int(v.get(key, 0)) for v in views)
         merged["workers"] = sorted(views, key=lambda v: int(v.get("worker", 0)))
         return merged
     if method == "DELETE":
