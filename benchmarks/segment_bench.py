@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from pushctl.segment import Segment
+from pushctl.audience import Segment
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from pushctl.delivery import Sender, SendOptions, WorkItem
 from pushctl.model import Device, Platform
 from pushctl.outcome import Result
 from pushctl.providers.base import Attempt, AttemptKind
-from pushctl.sender import Sender, SendOptions, WorkItem
 
 DELIVERED = Attempt(AttemptKind.DELIVERED, 200, "", provider_id="bench")
 

@@ -15,9 +15,8 @@ import time
 
 def work(audience: str, template: str) -> int:
     from pushctl.audience import AudienceReader
+    from pushctl.message import Template, build_apns, build_fcm
     from pushctl.model import Platform
-    from pushctl.payload import build_apns, build_fcm
-    from pushctl.template import Template
 
     tpl = Template.load(template)
     count = 0

@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pushctl.audience import TokenSet, infer_platform, normalize_token, token_problem
+from pushctl.audience import WEB_PUSH_UNSUPPORTED, TokenSet, infer_platform, normalize_token, token_problem
 from pushctl.model import Platform
-from pushctl.tokens import WEB_PUSH_UNSUPPORTED
 
 APNS = "a4c123b1612dd272d1371c17149d439536b3216fdaeeb975729fae923d5a4fd1"
 FCM = "jORS_6ilI8ihN5KXSc7Tvo:APA91b_hBKqFYY_kv5ZJr3J1TWDtkwtDDb-xHKas1VOqg6YYZYn9ZhyiA4uoRgnatmUdjAWt"

@@ -8,14 +8,7 @@ from pathlib import Path
 import pytest
 
 from pushctl import paths
-from pushctl.config import (
-    Profile,
-    config_path,
-    redacted,
-    resolve_profile,
-    save_profile,
-    set_value,
-)
+from pushctl.config import Profile, config_path, redacted, resolve_profile, save_profile, set_value
 from pushctl.errors import ConfigError, ExitCode
 
 BASIC = """\

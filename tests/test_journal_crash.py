@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from pushctl.journal import Journal
+    from pushctl.journal.store import Journal
     from pushctl.model import Platform
     from pushctl.outcome import Outcome, Result
 

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from pushctl.errors import PayloadError
+from pushctl.message import APNS_LIMIT, APNS_VOIP_LIMIT, FCM_LIMIT, Media, Notification, build_apns, build_fcm
 from pushctl.model import Platform
-from pushctl.payload import APNS_LIMIT, APNS_VOIP_LIMIT, FCM_LIMIT, build_apns, build_fcm
-from pushctl.template import Media, Notification
 
 TOKEN = "a4c123b1612dd272d1371c17149d439536b3216fdaeeb975729fae923d5a4fd1"
 FCM_TOKEN = "jORS_6ilI8ihN5KXSc7Tvo:APA91b_hBKqFYY_kv5ZJr3J1TWDtkwtDDb"

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pushctl.cli.app import app
+from pushctl.delivery import Summary
 from pushctl.journal import Journal
 from pushctl.model import Platform
 from pushctl.outcome import Outcome, Result
-from pushctl.summary import Summary
 
 ENV = {"COLUMNS": "120"}
 

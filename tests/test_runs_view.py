@@ -7,9 +7,9 @@ import json
 
 from pushctl.cli.console import OutputFormat, Terminal
 from pushctl.cli.results_view import result_json_line, short_token, show_results, write_summary
+from pushctl.delivery import Summary
 from pushctl.model import Platform
 from pushctl.outcome import Outcome, Result
-from pushctl.summary import Summary
 
 
 def _terminal(output: OutputFormat) -> tuple[Terminal, io.StringIO]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pushctl.schedule import Decision, LocalTimeSlot, QuietHours, bad_zone_reason, decide, zone_for
+from pushctl.campaign import Decision, LocalTimeSlot, QuietHours, bad_zone_reason, decide, zone_for
 
 NOW = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
 NINE = LocalTimeSlot(time(9, 0))

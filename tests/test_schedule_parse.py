@@ -8,8 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pushctl.campaign import (
+    Cap,
+    LocalTimeSlot,
+    QuietHours,
+    Spreader,
+    parse_at,
+    parse_clock,
+    parse_duration,
+)
 from pushctl.errors import InputError
-from pushctl.schedule import Cap, LocalTimeSlot, QuietHours, Spreader, parse_at, parse_clock, parse_duration
 
 
 def test_parse_at_with_offset_and_z() -> None:

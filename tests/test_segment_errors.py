@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pushctl.audience import Segment, SegmentError
 from pushctl.errors import ExitCode, InputError
-from pushctl.segment import Segment, SegmentError
 
 
 def error_for(expr: str) -> SegmentError:

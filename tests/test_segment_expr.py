@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pushctl.audience import Segment
 from pushctl.model import Device, Platform
-from pushctl.segment import Segment
 
 ROW = {
     "locale": "en_US",

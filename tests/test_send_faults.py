@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from pushctl.cli import send_cmd
 from pushctl.cli.app import app
+from pushctl.delivery import SendOptions
 from pushctl.emulator import Emulator
-from pushctl.sender import SendOptions
 
 REPO = Path(__file__).resolve().parent.parent
 DEVICES = 20_000

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_sender_fakes import OK, FakeProvider, Recorder, item, mixed
 
+from pushctl.delivery import Sender, SendOptions, WorkItem, prepare_item
 from pushctl.errors import AudienceError, PayloadError
 from pushctl.model import Device, Platform
 from pushctl.outcome import Outcome, Result
 from pushctl.providers.base import Attempt, AttemptKind
-from pushctl.sender import Sender, SendOptions, WorkItem, prepare_item
 
 K = AttemptKind
 ANSWER = {

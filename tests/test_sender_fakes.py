@@ -11,10 +11,10 @@ import random
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
+from pushctl.delivery import Event, WorkItem
 from pushctl.model import Device, Platform
 from pushctl.outcome import Result
 from pushctl.providers.base import Attempt, AttemptKind
-from pushctl.sender import Event, WorkItem
 
 OK = Attempt(AttemptKind.DELIVERED, 200, "", provider_id="id")
 RETRY = Attempt(AttemptKind.RETRYABLE, 503, "ServiceUnavailable")

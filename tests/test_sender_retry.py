@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from test_sender_fakes import OK, RETRY, FakeProvider, Recorder, VirtualTime, item, mixed
 
+from pushctl.delivery import Sender, SendOptions, TokenBucket, WorkItem, backoff_delay, retry_delay
 from pushctl.outcome import Outcome
 from pushctl.providers.base import Attempt, AttemptKind, classify_fcm
-from pushctl.retry import TokenBucket, backoff_delay, retry_delay
-from pushctl.sender import Sender, SendOptions, WorkItem
 
 K = AttemptKind
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from test_sender_fakes import OK, RETRY, FakeProvider, Recorder, item, mixed
 
+from pushctl.delivery import Sender, SendOptions
 from pushctl.errors import AuthRefused
 from pushctl.outcome import Outcome
 from pushctl.providers.base import Attempt, AttemptKind
-from pushctl.sender import Sender, SendOptions
 
 K = AttemptKind
 REFUSED = Attempt(K.AUTH_FAILED, 403, "InvalidProviderToken")

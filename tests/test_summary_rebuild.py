@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pushctl.delivery import Summary
 from pushctl.errors import ExitCode
 from pushctl.journal import Journal
 from pushctl.model import Platform
 from pushctl.outcome import Outcome, Result
-from pushctl.summary import Summary
 
 
 def _r(outcome: Outcome, reason: str = "", attempts: int = 1, variant: str = "") -> Result:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from pushctl.campaign import SuppressionList
 from pushctl.errors import InputError
 from pushctl.model import Device, Platform
-from pushctl.suppression import SuppressionList
 
 
 def device(token: str, **attrs: str) -> Device:

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pushctl.message import _ENV, _Expr, _simple_parts
 from pushctl.model import Device, Platform
-from pushctl.template import _ENV, _Expr, _simple_parts
 
 NAMES = ["name", "city", "n", "missing", "range", "true", "None"]
 literal = st.text(alphabet=st.sampled_from(list("ab {}%#\r\n-é")), max_size=8)

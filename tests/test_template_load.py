@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pushctl.errors import TemplateError
-from pushctl.template import Template
+from pushctl.message import Template
 
 
 def write(tmp_path: Path, text: str, name: str = "t.yaml") -> Path:

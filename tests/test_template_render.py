@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pushctl.errors import TemplateError
+from pushctl.message import Media, Template
 from pushctl.model import Device, Platform
-from pushctl.template import Media, Template
 
 IOS_TOKEN = "a4c123b1612dd272d1371c17149d439536b3216fdaeeb975729fae923d5a4fd1"
 

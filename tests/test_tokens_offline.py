@@ -8,10 +8,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from pushctl.checks import Problem, check_audience
 from pushctl.cli.app import app
 from pushctl.cli.tokens_cmd import shorten
 from pushctl.errors import ExitCode
-from pushctl.tokencheck import Problem, check_audience
 
 APNS = "a4c123b1612dd272d1371c17149d439536b3216fdaeeb975729fae923d5a4fd1"
 APNS2 = "ac2f86702824c1c099724caf4941d4072014b3ce107f80e222f828767efc2f91"

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from pushctl.checks import APNS_NOT_CHECKED
 from pushctl.cli.app import app
 from pushctl.emulator import Emulator
 from pushctl.errors import ExitCode
-from pushctl.tokencheck_online import APNS_NOT_CHECKED
 
 GOOD_IOS = "a4c123b1612dd272d1371c17149d439536b3216fdaeeb975729fae923d5a4fd1"
 GOOD_ANDROID = (

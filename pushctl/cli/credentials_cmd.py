@@ -67,7 +67,7 @@ def check(
     checks = check_offline(profile, password=password)
     unreachable_only = False
     if online:
-        from pushctl.credential_online import check_online
+        from pushctl.checks import check_online
 
         # A credential that failed offline cannot be proven online: say so once, do not retry it.
         skip = frozenset(c.provider for c in checks if not c.ok and c.provider in ("apns", "fcm"))

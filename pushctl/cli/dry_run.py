@@ -9,16 +9,14 @@ from typing import Any, Literal
 
 from pushctl import clock
 from pushctl.audience import AudienceReader
-from pushctl.campaign import CampaignSpec, build_providers, derive_id
+from pushctl.campaign import CampaignSpec, Controls, Pipeline, build_providers, derive_id
 from pushctl.cli.console import Terminal
 from pushctl.cli.render_cmd import _print_device
 from pushctl.config import Profile
 from pushctl.errors import ExitCode
 from pushctl.journal import collapse_id_for
+from pushctl.message import ApnsRequest, FcmRequest, Template
 from pushctl.outcome import Result
-from pushctl.payload import ApnsRequest, FcmRequest
-from pushctl.pipeline import Controls, Pipeline
-from pushctl.template import Template
 
 
 def _record(item_request: Any, provider: Any, device: Any, variant: str) -> dict[str, Any]:

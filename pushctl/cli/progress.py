@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pushctl.cli.console import Terminal
 from pushctl.cli.results_view import OUTCOME_STYLES
+from pushctl.delivery import Event
 from pushctl.outcome import Outcome
-from pushctl.sender import Event
 
 
 class SendProgress:

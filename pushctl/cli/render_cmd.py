@@ -13,9 +13,8 @@ import typer
 from pushctl.cli.console import Terminal
 from pushctl.cli.state import State, get_state
 from pushctl.errors import InputError
+from pushctl.message import Template, build_apns, build_fcm
 from pushctl.model import Device, Platform
-from pushctl.payload import build_apns, build_fcm
-from pushctl.template import Template
 
 DEFAULT_TOPIC = "com.example.app"
 PROJECT_PLACEHOLDER = "<project-id>"

@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pushctl.cli.console import Terminal
+from pushctl.delivery import Summary
 from pushctl.outcome import Outcome, Result
-from pushctl.summary import Summary
 
 Show = Literal["all", "failures", "none"]
 

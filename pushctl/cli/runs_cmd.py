@@ -18,11 +18,11 @@ from rich.text import Text
 from pushctl.cli.console import OutputFormat
 from pushctl.cli.results_view import result_json_line, show_results
 from pushctl.cli.state import get_state
+from pushctl.delivery import RESULT_FIELDS
 from pushctl.errors import InputError
 from pushctl.journal import Journal
 from pushctl.outcome import Outcome
 from pushctl.paths import default_journal_file
-from pushctl.result_files import RESULT_FIELDS
 
 runs_app = typer.Typer(
     name="runs",

@@ -13,23 +13,33 @@ from zoneinfo import ZoneInfo
 import typer
 
 from pushctl import clock
-from pushctl.campaign import CampaignReport, CampaignSpec, Hooks, check_start_time, run_campaign
+from pushctl.audience import Segment
+from pushctl.campaign import (
+    CampaignReport,
+    CampaignSpec,
+    Cap,
+    Controls,
+    Hooks,
+    LocalTimeSlot,
+    QuietHours,
+    SuppressionList,
+    bad_zone_reason,
+    check_start_time,
+    parse_at,
+    parse_duration,
+    run_campaign,
+)
 from pushctl.cli.console import Terminal
 from pushctl.cli.dry_run import dry_run
 from pushctl.cli.progress import SendProgress, countdown, event_printer
 from pushctl.cli.results_view import result_json_line, show_results
 from pushctl.cli.state import State, get_state
 from pushctl.config import Profile, resolve_profile
+from pushctl.delivery import InvalidTokenFile, ResultFile, Sender, SendOptions
 from pushctl.errors import ExitCode, InputError
 from pushctl.journal import Journal
 from pushctl.outcome import Result
 from pushctl.paths import default_journal_file
-from pushctl.pipeline import Controls
-from pushctl.result_files import InvalidTokenFile, ResultFile
-from pushctl.schedule import Cap, LocalTimeSlot, QuietHours, bad_zone_reason, parse_at, parse_duration
-from pushctl.segment import Segment
-from pushctl.sender import Sender, SendOptions
-from pushctl.suppression import SuppressionList
 from pushctl.transport.loop import run as run_loop
 
 Show = Literal["all", "failures", "none"]

@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from pushctl.checks import APNS_NOT_CHECKED, TokenFinding, TokenReport, check_audience
 from pushctl.cli.console import Terminal
 from pushctl.cli.state import State, get_state
 from pushctl.errors import AuthRefused, ExitCode, InputError
-from pushctl.tokencheck import TokenFinding, TokenReport, check_audience
-from pushctl.tokencheck_online import APNS_NOT_CHECKED
 
 if TYPE_CHECKING:
+    from pushctl.checks import OnlineReport
     from pushctl.config import Profile
-    from pushctl.tokencheck_online import OnlineReport
 
 TABLE_LIMIT = 50
 
@@ -149,10 +148,10 @@ async def _check_online(
     rate: float | None,
     concurrency: int | None,
 ) -> OnlineReport:
+    from pushctl.checks import Finding, check_audience_online, finding_dict
     from pushctl.cli.credentials_cmd import password_source
     from pushctl.cli.progress import SendProgress, event_printer
-    from pushctl.sender import SendOptions
-    from pushctl.tokencheck_online import Finding, check_audience_online, finding_dict
+    from pushctl.delivery import SendOptions
 
     terminal = state.terminal
     conc = concurrency or profile.sender.concurrency
@@ -185,7 +184,7 @@ async def _check_online(
 
 
 def _present_online(terminal: Terminal, report: OnlineReport) -> None:
-    from pushctl.tokencheck_online import NOT_CHECKED_REASONS, OnlineFinding, finding_dict
+    from pushctl.checks import NOT_CHECKED_REASONS, OnlineFinding, finding_dict
 
     offline = report.offline
     if terminal.json:

@@ -16,11 +16,10 @@ import jwt
 from pushctl.config import Profile
 from pushctl.credentials import ApnsCertificate, ApnsTokenKey, load_apns_certificate, load_apns_key
 from pushctl.errors import ConfigError, ProviderUnavailable
+from pushctl.message import APNS_LIMIT, ApnsRequest, Notification, build_apns
 from pushctl.model import Device, Platform
 from pushctl.paths import data_dir
-from pushctl.payload import APNS_LIMIT, ApnsRequest, build_apns
 from pushctl.providers.base import Attempt, AttemptKind, classify_apns, parse_retry_after
-from pushctl.template import Notification
 from pushctl.transport import ConnectionLost, H2Pool, make_ssl_context
 
 JWT_REFRESH_AFTER = 50 * 60

@@ -3,7 +3,7 @@
 A provider (APNs, FCM, later Web Push...) is one module under ``pushctl/providers/`` that
 declares its limits as data and makes *one* attempt per :meth:`Provider.send` call.
 Everything else -- concurrency, rate, retries, backoff, stopping the campaign -- belongs to
-:class:`pushctl.sender.Sender`, which only ever sees :class:`Attempt` values.
+:class:`pushctl.delivery.sender.Sender`, which only ever sees :class:`Attempt` values.
 
 The ``classify_*`` functions are the fact sheet's error tables
 (``shared/reference/push-protocols.md``) as code; the adapters call them on every answer.

@@ -17,10 +17,9 @@ import jwt
 from pushctl.config import Profile
 from pushctl.credentials import ServiceAccount, load_service_account
 from pushctl.errors import AuthRefused, ConfigError, ProviderUnavailable
+from pushctl.message import FCM_LIMIT, FcmRequest, Notification, build_fcm
 from pushctl.model import Device, Platform
-from pushctl.payload import FCM_LIMIT, FcmRequest, build_fcm
 from pushctl.providers.base import Attempt, AttemptKind, classify_fcm, parse_retry_after
-from pushctl.template import Notification
 from pushctl.transport import ConnectionLost, H2Pool, make_ssl_context
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"

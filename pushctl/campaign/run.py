@@ -19,16 +19,15 @@ from typing import Any, Literal
 
 from pushctl import clock
 from pushctl.audience import AudienceReader, BadRow
+from pushctl.campaign.pipeline import Controls, Pipeline, PipelineStats
 from pushctl.config import Profile
+from pushctl.delivery import AUTH_STOP, INTERRUPTED_STOP, Event, Sender, SendOptions, Summary, WorkItem
 from pushctl.errors import AuthRefused, CredentialFileError, InputError, PushctlError
 from pushctl.journal import Journal, Run
+from pushctl.message import Template
 from pushctl.outcome import Outcome, Result
-from pushctl.pipeline import Controls, Pipeline, PipelineStats
 from pushctl.providers import get_provider_factory
 from pushctl.providers.base import Provider
-from pushctl.sender import Event, Sender, SendOptions, WorkItem
-from pushctl.summary import AUTH_STOP, INTERRUPTED_STOP, Summary
-from pushctl.template import Template
 
 
 @dataclass

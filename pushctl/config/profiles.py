@@ -43,7 +43,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from pushctl import paths
 from pushctl.errors import ConfigError
@@ -369,22 +369,3 @@ def redacted(profile: Profile) -> dict[str, Any]:
 
 def _strip_userinfo(value: str) -> str:
     return re.sub(r"^(https?://)[^/@]*@", r"\1***@", value)
-
-
-# The writing side lives in pushctl.config_edit, which imports from this module; it is loaded on
-# first use so that either module can be imported first.
-_EDIT_NAMES = frozenset({"save_profile", "set_in_text", "set_value", "write_private"})
-
-if TYPE_CHECKING:
-    from pushctl.config_edit import save_profile as save_profile
-    from pushctl.config_edit import set_in_text as set_in_text
-    from pushctl.config_edit import set_value as set_value
-    from pushctl.config_edit import write_private as write_private
-else:
-
-    def __getattr__(name: str) -> Any:
-        if name in _EDIT_NAMES:
-            from pushctl import config_edit
-
-            return getattr(config_edit, name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from pushctl.credential_checks import CredentialCheck, check_offline
 from pushctl.errors import CredentialError, CredentialFileError
 
 APPLE_TOPICS_OID = ObjectIdentifier("1.2.840.113635.100.6.3.6")
@@ -354,7 +353,7 @@ def _json_type(value: Any) -> str:
     return "an array" if isinstance(value, list) else f"a {type(value).__name__}"
 
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _PUBLIC_SAMPLE_DIRS = (_PACKAGE_DIR / "emulator" / "data", _PACKAGE_DIR.parent / "samples" / "credentials")
 
 
@@ -395,10 +394,8 @@ def _holds_private_key(path: Path) -> bool:
 __all__ = [
     "ApnsCertificate",
     "ApnsTokenKey",
-    "CredentialCheck",
     "ServiceAccount",
     "certificate_topics",
-    "check_offline",
     "expiry_warning",
     "load_apns_certificate",
     "load_apns_key",

@@ -1,6 +1,6 @@
 """APNs and FCM HTTP v1 request builders, with the protocols' size limits.
 
-A :class:`~pushctl.template.Notification` is platform-neutral; these functions turn it
+A :class:`~pushctl.message.template.Notification` is platform-neutral; these functions turn it
 into exactly the bytes a provider sends (no authorization header: the provider adds it).
 The template's ``apns`` / ``fcm`` blocks are deep-merged last, so anything the
 protocols support can be expressed even when pushctl has no field for it.
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushctl.errors import PayloadError
+from pushctl.message.schema import MAX_COLLAPSE_ID_BYTES, is_reserved_data_key
+from pushctl.message.template import Notification, deep_merge
 from pushctl.model import Platform
-from pushctl.template import Notification, deep_merge
-from pushctl.template_schema import MAX_COLLAPSE_ID_BYTES, is_reserved_data_key
 
 __all__ = [
     "APNS_LIMIT",

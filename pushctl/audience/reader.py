@@ -2,7 +2,7 @@
 
 One pass, flat memory: rows are parsed, validated and de-duplicated as they stream by,
 so a 1,000,000-row audience never sits in memory (duplicates are found with a
-:class:`~pushctl.tokens.TokenSet` of 64-bit hashes, not a set of strings).
+:class:`~pushctl.audience.tokens.TokenSet` of 64-bit hashes, not a set of strings).
 
 Formats (chosen by ``fmt``, else by extension: ``.csv``; ``.jsonl``/``.ndjson``; anything
 else is text; stdin without ``fmt`` is sniffed from its first line):
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+from pushctl.audience.tokens import TokenSet, infer_platform, normalize_token, token_problem
 from pushctl.errors import AudienceError
 from pushctl.model import Device, Platform
-from pushctl.tokens import TokenSet, infer_platform, normalize_token, token_problem
 
 __all__ = [
     "AudienceReader",

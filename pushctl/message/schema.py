@@ -1,6 +1,6 @@
 """Template YAML: safe parsing with line numbers, and the schema checks.
 
-Nothing here renders anything; :mod:`pushctl.template` compiles and renders what
+Nothing here renders anything; :mod:`pushctl.message.template` compiles and renders what
 :func:`parse` and :func:`validate` accepted. Every error is a :class:`TemplateError`
 naming the template file, the line and the field (``locales.fr.title``).
 """

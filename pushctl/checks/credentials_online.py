@@ -6,7 +6,7 @@
   credentials, the topic and the environment before it looks at the token, so the answer
   ``BadDeviceToken`` proves all three are accepted; any other refusal says which one is wrong.
 
-Each check is one :class:`~pushctl.credential_checks.CredentialCheck` row, like the offline
+Each check is one :class:`~pushctl.credentials.checks.CredentialCheck` row, like the offline
 ones, so ``pushctl credentials check --online`` prints both lists as one table.
 """
 
@@ -20,24 +20,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pushctl.checks.tokens_online import silent_notification
 from pushctl.config import Profile
-from pushctl.credential_checks import CredentialCheck
 from pushctl.credentials import (
     ApnsCertificate,
     ApnsTokenKey,
+    CredentialCheck,
     expiry_warning,
     load_apns_certificate,
     load_apns_key,
     load_service_account,
 )
 from pushctl.errors import AuthRefused, PushctlError
+from pushctl.message import build_apns
 from pushctl.model import Device, Platform
 from pushctl.paths import data_dir
-from pushctl.payload import build_apns
 from pushctl.providers.apns import ApnsProvider, jwt_cache_path
 from pushctl.providers.base import Attempt, AttemptKind
 from pushctl.providers.fcm import AccessTokens
-from pushctl.tokencheck_online import silent_notification
 
 PROBE_TOKEN = "0" * 64
 """Well-formed (64 hex characters) and issued to no device: APNs answers ``BadDeviceToken``."""

@@ -18,10 +18,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from pushctl.audience import AudienceReader, BadRow, Format, parse_platform
+from pushctl.audience import (
+    MIN_INFERABLE_LENGTH,
+    AudienceReader,
+    BadRow,
+    Format,
+    TokenSet,
+    is_fcm_shaped,
+    is_hex,
+    parse_platform,
+)
 from pushctl.errors import AudienceError
 from pushctl.model import Device, Platform
-from pushctl.tokens import MIN_INFERABLE_LENGTH, TokenSet, is_fcm_shaped, is_hex
 
 APNS_USUAL_LENGTH = 64
 ENVIRONMENT_COLUMNS = ("environment", "apns_environment")

@@ -28,10 +28,10 @@ from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pushctl.delivery.retry import Clock, SendOptions, Sleep, TokenBucket, retry_delay
 from pushctl.errors import AuthRefused, ConfigError, ProviderUnavailable
 from pushctl.outcome import Outcome, Result
 from pushctl.providers.base import Attempt, AttemptKind, Provider, WorkItem, prepare_item
-from pushctl.retry import Clock, SendOptions, Sleep, TokenBucket, retry_delay
 
 __all__ = ["Event", "SendOptions", "Sender", "WorkItem", "prepare_item"]
 

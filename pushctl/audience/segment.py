@@ -40,8 +40,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pushctl.model import Device
-from pushctl.segment_lex import (
+from pushctl.audience.segment_lex import (
     _COERCE,
     SegmentError,
     _as_date,
@@ -53,6 +52,7 @@ from pushctl.segment_lex import (
     _Tok,
     _tokenize,
 )
+from pushctl.model import Device
 
 __all__ = ["Segment", "SegmentError"]
 

@@ -1,4 +1,4 @@
-"""Send policy for :mod:`pushctl.sender`: its options, backoff, Retry-After and the rate limiter."""
+"""Send policy for :mod:`pushctl.delivery.sender`: its options, backoff, Retry-After and the rate limiter."""
 
 from __future__ import annotations
 

@@ -39,13 +39,13 @@ from types import TracebackType
 from typing import Any
 
 from pushctl import clock
-from pushctl import journal_reports as reports
+from pushctl.delivery import Summary
 from pushctl.errors import InputError
-from pushctl.journal_lock import CampaignLock, is_locked
-from pushctl.journal_reports import RunInfo
+from pushctl.journal import reports
+from pushctl.journal.lock import CampaignLock, is_locked
+from pushctl.journal.reports import RunInfo
 from pushctl.model import Platform
 from pushctl.outcome import Result
-from pushctl.summary import Summary
 
 __all__ = ["DeviceState", "Journal", "Run", "RunInfo", "validate_campaign_id"]
 
@@ -265,7 +265,7 @@ class Journal:
         for run in self._open_runs:
             run.flush()
 
-    # -- reports (see pushctl.journal_reports) -----------------------------
+    # -- reports (see pushctl.journal.reports) -----------------------------
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]:
         """The ``limit`` most recently started runs, newest first, with their counts."""

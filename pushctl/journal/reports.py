@@ -1,7 +1,7 @@
 """Read-side queries of the campaign journal: run listings, results, prune lists, summaries.
 
-Plain functions over a ``sqlite3.Connection`` so :mod:`pushctl.journal` stays about writing;
-:class:`pushctl.journal.Journal` exposes them as methods.
+Plain functions over a ``sqlite3.Connection`` so :mod:`pushctl.journal.store` stays about writing;
+:class:`pushctl.journal.store.Journal` exposes them as methods.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pushctl.delivery import Summary
 from pushctl.errors import InputError
 from pushctl.model import Platform
 from pushctl.outcome import Outcome, Result
-from pushctl.summary import Summary
 
 # SQLite's default limit on host parameters is 32766 since 3.32, but 999 on older builds:
 # 500 stays under both with room for the other parameters of a query.

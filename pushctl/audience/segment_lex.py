@@ -1,6 +1,6 @@
 """The words of the ``--where`` language: its error, its values and its tokenizer.
 
-:mod:`pushctl.segment` (which holds the language reference) parses the tokens made here and
+:mod:`pushctl.audience.segment` (which holds the language reference) parses the tokens made here and
 compiles them into predicates; this module knows nothing of the grammar.
 """
 

@@ -1,7 +1,7 @@
 """Writing config files: merge a profile in, set one key in place, keep the file private.
 
-Reading, the profile model and validation live in :mod:`pushctl.config`, which also
-re-exports the public names here, so ``from pushctl.config import set_value`` keeps working.
+Reading, the profile model and validation live in :mod:`pushctl.config.profiles`; the room's
+face (:mod:`pushctl.config`) exports the public names of both.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import tomli_w
 
-from pushctl.config import (
+from pushctl.config.profiles import (
     _ASSIGN,
     _FLOAT_FIELDS,
     _HEADER,

@@ -1,6 +1,6 @@
 """YAML notification templates: load once, render per device.
 
-A template is parsed and checked once (:mod:`pushctl.template_schema`), then every
+A template is parsed and checked once (:mod:`pushctl.message.schema`), then every
 string field containing ``{{``/``{%``/``{#`` is compiled once with a sandboxed Jinja2
 environment. Fields without template syntax are never rendered: they are the hot path
 when a campaign renders a million devices. The merged field set for each
@@ -21,8 +21,8 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from pushctl import template_schema as schema
 from pushctl.errors import TemplateError
+from pushctl.message import schema
 from pushctl.model import Device
 
 __all__ = ["Media", "Notification", "Template", "deep_merge"]

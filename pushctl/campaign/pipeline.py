@@ -4,7 +4,7 @@ Reading straight down for one device: audience row → ``--where`` → journal s
 devices are not sent again) → suppression / known-invalid / frequency cap → schedule (local
 time, quiet hours) → variant → render → provider payload → marked *in flight* in the journal →
 handed to the sender. Devices that end here (skipped, deferred, rejected) get their result at
-once; the rest leave as :class:`~pushctl.sender.WorkItem`.
+once; the rest leave as :class:`~pushctl.delivery.sender.WorkItem`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from itertools import islice
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from pushctl.audience import Segment
+from pushctl.campaign.schedule import Cap, LocalTimeSlot, QuietHours, bad_zone_reason, decide
+from pushctl.campaign.suppression import SuppressionList
+from pushctl.delivery import WorkItem, prepare_item
 from pushctl.errors import TemplateError
 from pushctl.journal import DeviceState, Journal, Run
+from pushctl.message import Template
 from pushctl.model import Device
 from pushctl.outcome import Outcome, Result
 from pushctl.providers.base import Provider
-from pushctl.schedule import Cap, LocalTimeSlot, QuietHours, bad_zone_reason, decide
-from pushctl.segment import Segment
-from pushctl.sender import WorkItem, prepare_item
-from pushctl.suppression import SuppressionList
-from pushctl.template import Template
 
 CHUNK = 256
 """Devices looked up in the journal (and marked in flight) per transaction."""

@@ -1,8 +1,8 @@
 """Online token checks: the offline rules first, then the service's own verdict per token.
 
-One pass over the audience: every row goes through :class:`~pushctl.tokencheck.OfflineChecker`;
+One pass over the audience: every row goes through :class:`~pushctl.checks.tokens_offline.OfflineChecker`;
 a device that passes (not malformed, not on the wrong platform, not a duplicate) becomes a
-:class:`~pushctl.sender.WorkItem` for the same concurrent :class:`~pushctl.sender.Sender` a
+:class:`~pushctl.delivery.sender.WorkItem` for the same concurrent :class:`~pushctl.delivery.sender.Sender` a
 campaign uses (in-flight bound, rate limit, retries, stop on refused credentials):
 
 * FCM (Android and web tokens): a ``validate_only: true`` message -- FCM's dry run, nothing
@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from pushctl.audience import AudienceReader, BadRow, Format
+from pushctl.checks.tokens_offline import OfflineChecker, Problem, TokenFinding, TokenReport, open_prune_csv
 from pushctl.config import Profile
+from pushctl.delivery import Event, Sender, SendOptions, WorkItem, prepare_item
+from pushctl.message import Notification
 from pushctl.model import Device, Platform
 from pushctl.outcome import Outcome, Result
 from pushctl.providers import get_provider_factory
 from pushctl.providers.base import Provider, started
-from pushctl.sender import Event, Sender, SendOptions, WorkItem, prepare_item
-from pushctl.template import Notification
-from pushctl.tokencheck import OfflineChecker, Problem, TokenFinding, TokenReport, open_prune_csv
 
 APNS_NOT_CHECKED = (
     "not checked online (APNs has no dry run; use --apns-probe, which sends a real silent push)"

@@ -12,11 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pushctl.credentials.keys import (
+    ApnsCertificate,
+    expiry_warning,
+    load_apns_certificate,
+    load_apns_key,
+    load_service_account,
+    permission_warning,
+)
 from pushctl.errors import CredentialFileError, InputError, PushctlError
 
 if TYPE_CHECKING:
     from pushctl.config import Profile
-    from pushctl.credentials import ApnsCertificate
 
 PasswordSource = Callable[[], bytes | None]
 
@@ -65,8 +72,6 @@ def _failed(provider: str, kind: str, path: Path | None, exc: PushctlError) -> C
 
 
 def _check_apns(profile: Profile, password: PasswordSource | None) -> list[CredentialCheck]:
-    from pushctl.credentials import load_apns_key, permission_warning
-
     apns = profile.apns
     target = f"{apns.environment} → {apns.url}"
     if apns.key_file is not None:
@@ -93,8 +98,6 @@ def _check_apns(profile: Profile, password: PasswordSource | None) -> list[Crede
 def _check_certificate(
     profile: Profile, path: Path, password: PasswordSource | None, target: str
 ) -> list[CredentialCheck]:
-    from pushctl.credentials import expiry_warning, permission_warning
-
     apns, kind = profile.apns, "certificate"
     warnings = [w for p in (path, apns.cert_key_file) if p is not None and (w := permission_warning(p))]
     try:
@@ -122,8 +125,6 @@ def _check_certificate(
 
 
 def _load_certificate(path: Path, key_path: Path | None, password: PasswordSource | None) -> ApnsCertificate:
-    from pushctl.credentials import load_apns_certificate
-
     try:
         return load_apns_certificate(path, key_path=key_path)
     except CredentialFileError as exc:
@@ -137,8 +138,6 @@ def _load_certificate(path: Path, key_path: Path | None, password: PasswordSourc
 
 
 def _check_fcm(path: Path, token_uri: str | None) -> CredentialCheck:
-    from pushctl.credentials import load_service_account, permission_warning
-
     kind = "service account"
     try:
         account = load_service_account(path)

@@ -1,0 +1,55 @@
+"""campaign"""
+
+from pushctl.campaign.pipeline import (
+    Controls,
+    Pipeline,
+)
+from pushctl.campaign.run import (
+    CampaignReport,
+    CampaignSpec,
+    Hooks,
+    build_providers,
+    check_start_time,
+    derive_id,
+    run_campaign,
+)
+from pushctl.campaign.schedule import (
+    Cap,
+    Decision,
+    LocalTimeSlot,
+    QuietHours,
+    Spreader,
+    bad_zone_reason,
+    decide,
+    parse_at,
+    parse_clock,
+    parse_duration,
+    zone_for,
+)
+from pushctl.campaign.suppression import (
+    SuppressionList,
+)
+
+__all__ = [
+    "CampaignReport",
+    "CampaignSpec",
+    "Cap",
+    "Controls",
+    "Decision",
+    "Hooks",
+    "LocalTimeSlot",
+    "Pipeline",
+    "QuietHours",
+    "Spreader",
+    "SuppressionList",
+    "bad_zone_reason",
+    "build_providers",
+    "check_start_time",
+    "decide",
+    "derive_id",
+    "parse_at",
+    "parse_clock",
+    "parse_duration",
+    "run_campaign",
+    "zone_for",
+]

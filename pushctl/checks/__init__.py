@@ -1,0 +1,35 @@
+"""checks"""
+
+from pushctl.checks.credentials_online import (
+    check_online,
+)
+from pushctl.checks.tokens_offline import (
+    Problem,
+    TokenFinding,
+    TokenReport,
+    check_audience,
+)
+from pushctl.checks.tokens_online import (
+    APNS_NOT_CHECKED,
+    NOT_CHECKED_REASONS,
+    Finding,
+    OnlineFinding,
+    OnlineReport,
+    check_audience_online,
+    finding_dict,
+)
+
+__all__ = [
+    "APNS_NOT_CHECKED",
+    "NOT_CHECKED_REASONS",
+    "Finding",
+    "OnlineFinding",
+    "OnlineReport",
+    "Problem",
+    "TokenFinding",
+    "TokenReport",
+    "check_audience",
+    "check_audience_online",
+    "check_online",
+    "finding_dict",
+]

@@ -1,0 +1,22 @@
+"""config"""
+
+from pushctl.config.edit import save_profile, set_in_text, set_value, write_private
+from pushctl.config.profiles import (
+    ENV_OVERRIDES,
+    Profile,
+    config_path,
+    redacted,
+    resolve_profile,
+)
+
+__all__ = [
+    "ENV_OVERRIDES",
+    "Profile",
+    "config_path",
+    "redacted",
+    "resolve_profile",
+    "save_profile",
+    "set_in_text",
+    "set_value",
+    "write_private",
+]

@@ -1,0 +1,41 @@
+"""delivery"""
+
+from pushctl.delivery.result_files import (
+    RESULT_FIELDS,
+    InvalidTokenFile,
+    ResultFile,
+)
+from pushctl.delivery.retry import (
+    SendOptions,
+    TokenBucket,
+    backoff_delay,
+    retry_delay,
+)
+from pushctl.delivery.sender import (
+    Event,
+    Sender,
+    WorkItem,
+    prepare_item,
+)
+from pushctl.delivery.summary import (
+    AUTH_STOP,
+    INTERRUPTED_STOP,
+    Summary,
+)
+
+__all__ = [
+    "AUTH_STOP",
+    "INTERRUPTED_STOP",
+    "RESULT_FIELDS",
+    "Event",
+    "InvalidTokenFile",
+    "ResultFile",
+    "SendOptions",
+    "Sender",
+    "Summary",
+    "TokenBucket",
+    "WorkItem",
+    "backoff_delay",
+    "prepare_item",
+    "retry_delay",
+]

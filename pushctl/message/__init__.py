@@ -1,0 +1,35 @@
+"""message"""
+
+from pushctl.message.payload import (
+    APNS_LIMIT,
+    APNS_VOIP_LIMIT,
+    FCM_LIMIT,
+    ApnsRequest,
+    FcmRequest,
+    build_apns,
+    build_fcm,
+)
+from pushctl.message.template import (
+    _ENV,
+    Media,
+    Notification,
+    Template,
+    _Expr,
+    _simple_parts,
+)
+
+__all__ = [
+    "APNS_LIMIT",
+    "APNS_VOIP_LIMIT",
+    "FCM_LIMIT",
+    "_ENV",
+    "ApnsRequest",
+    "FcmRequest",
+    "Media",
+    "Notification",
+    "Template",
+    "_Expr",
+    "_simple_parts",
+    "build_apns",
+    "build_fcm",
+]
