@@ -1,4 +1,9 @@
-"""audience"""
+"""Who a campaign reaches: streaming audience readers (CSV, JSON Lines, text, stdin), the token
+shape rules per platform, the de-duplication set, and the ``--where`` language (lexer and parser,
+never ``eval``).
+
+Rows stream through :class:`AudienceReader` one at a time, so memory stays flat as audiences grow.
+"""
 
 from pushctl.audience.reader import (
     AudienceReader,

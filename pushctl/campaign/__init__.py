@@ -1,4 +1,10 @@
-"""campaign"""
+"""A campaign from spec to summary: the spec and its run (:func:`run_campaign`), the pipeline that
+turns audience rows into work items, and the controls on the way: schedule (``--at``, local time,
+quiet hours, spread), frequency caps and suppression lists.
+
+It feeds :mod:`pushctl.delivery` and records in :mod:`pushctl.journal`; it never talks to a
+provider itself.
+"""
 
 from pushctl.campaign.pipeline import (
     Controls,

@@ -1,4 +1,9 @@
-"""checks"""
+"""Proofs against the services: token checks (offline shape rules and online dry runs) and
+online credential checks.
+
+They sit above :mod:`pushctl.providers` (an online check *is* a send that delivers nothing),
+which keeps :mod:`pushctl.credentials` free of network code.
+"""
 
 from pushctl.checks.credentials_online import (
     check_online,

@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from pushctl import __version__
+from pushctl.cli.commands import COMMANDS, load_command
 from pushctl.cli.console import OutputFormat, Terminal
 from pushctl.cli.state import State, get_state
 from pushctl.errors import ExitCode, PushctlError, exit_code_table
@@ -22,7 +23,26 @@ EPILOG = "Exit codes:\n\n\b\n" + exit_code_table()
 
 
 class PushctlGroup(TyperGroup):
-    """Root group: turns every error raised by a command into an exit code and one line."""
+    """Root group: loads each command's module only when it runs (see :mod:`.commands`), and
+    turns every error raised by a command into an exit code and one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # From the table, not from the commands: listing them must not import them.
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, click.Command(name, help=entry.summary).get_short_help_str(limit))
+            for name, entry in COMMANDS.items()
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, ctx, args))
@@ -54,33 +74,36 @@ class PushctlGroup(TyperGroup):
             raise click.exceptions.Exit(int(ExitCode.UNAVAILABLE)) from None
 
 
-def _subcommand_flags(group: click.Group, ctx: click.Context) -> set[str]:
+def _command_flags(command: click.Command, ctx: click.Context) -> set[str]:
+    """Every option a command (and, for a group, its subcommands) defines."""
     flags: set[str] = set()
-    stack: list[click.Command] = [group]
+    stack: list[click.Command] = [command]
     while stack:
-        command = stack.pop()
-        if command is not group:
-            for param in command.params:
-                flags.update(getattr(param, "opts", ()))
-                flags.update(getattr(param, "secondary_opts", ()))
-        if isinstance(command, click.Group):
-            stack.extend(c for name in command.list_commands(ctx) if (c := command.get_command(ctx, name)))
+        current = stack.pop()
+        for param in current.params:
+            flags.update(getattr(param, "opts", ()))
+            flags.update(getattr(param, "secondary_opts", ()))
+        if isinstance(current, click.Group):
+            stack.extend(c for name in current.list_commands(ctx) if (c := current.get_command(ctx, name)))
     return flags
 
 
 def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
     """Let global options follow the subcommand too (``pushctl runs show ID --output json``).
 
-    Global options a subcommand does not define itself are moved in front of the subcommand;
-    everything after ``--`` is left alone.
+    Global options the invoked subcommand does not define itself are moved in front of it;
+    everything after ``--`` is left alone. Only the invoked command is looked at (and so
+    loaded): the others stay unimported.
     """
-    owned = _subcommand_flags(group, ctx)
     takes_value: dict[str, bool] = {}
     for param in group.params:
         if isinstance(param, click.Option):
             for opt in param.opts:
-                if opt not in owned and opt not in ("--help", "-h", "--version"):
+                if opt not in ("--help", "-h", "--version"):
                     takes_value[opt] = not (param.is_flag or param.count)
+    command_name = _first_command(args, takes_value)
+    command = group.get_command(ctx, command_name) if command_name else None
+    owned = _command_flags(command, ctx) if command is not None else set()
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -91,7 +114,7 @@ def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]
             rest.extend(args[i:])
             break
         name = arg.split("=", 1)[0]
-        if seen_command and name in takes_value:
+        if seen_command and name in takes_value and name not in owned:
             front.append(arg)
             if takes_value[name] and "=" not in arg and i + 1 < len(args):
                 front.append(args[i + 1])
@@ -102,6 +125,21 @@ def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]
             rest.append(arg)
         i += 1
     return front + rest
+
+
+def _first_command(args: list[str], takes_value: dict[str, bool]) -> str | None:
+    """The subcommand's name: the first argument that is neither a global option nor its value."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+        if takes_value.get(arg, False):
+            i += 1  # skip the option's value
+        i += 1
+    return None
 
 
 def _report(state: State, exc: PushctlError) -> None:
@@ -165,18 +203,9 @@ def root(
     state.debug = debug
 
 
-def _register_commands() -> None:
-    from pushctl.cli import commands
-
-    commands.register_all(app)
-
-
-_register_commands()
-
-
 def main() -> None:
     """Console-script entry point."""
-    from pushctl.transport.loop import own_process
+    from pushctl.runtime import own_process
 
     own_process()
     command = typer.main.get_command(app)

@@ -40,7 +40,7 @@ from pushctl.errors import ExitCode, InputError
 from pushctl.journal import Journal
 from pushctl.outcome import Result
 from pushctl.paths import default_journal_file
-from pushctl.transport.loop import run as run_loop
+from pushctl.runtime import run as run_loop
 
 Show = Literal["all", "failures", "none"]
 Fmt = Literal["csv", "jsonl", "text"]

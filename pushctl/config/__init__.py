@@ -1,4 +1,7 @@
-"""config"""
+"""Profiles in and out: the TOML config file read into a :class:`Profile` (with environment
+overrides and validation), and written back (``config init`` / ``config set``) keeping the user's
+comments, with mode 0600.
+"""
 
 from pushctl.config.edit import save_profile, set_in_text, set_value, write_private
 from pushctl.config.profiles import (

@@ -1,4 +1,8 @@
-"""credentials"""
+"""Credential files, offline: loading APNs token keys (.p8) and certificates (.p12 / PEM) and
+FCM service accounts, and the offline checks that ``pushctl credentials check`` prints.
+
+No network here: the online checks live in :mod:`pushctl.checks`.
+"""
 
 from pushctl.credentials.checks import (
     CredentialCheck,

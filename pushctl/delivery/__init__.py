@@ -1,4 +1,9 @@
-"""delivery"""
+"""The send engine: concurrent work items through a provider with an in-flight bound, rate
+limit, retries (policy in :mod:`.retry`), provider-wide pauses and cancellation; the run's
+:class:`Summary`; and the ``--results`` / ``--invalid-tokens`` files.
+
+Every per-device answer comes back as a :class:`pushctl.outcome.Result` value, never an exception.
+"""
 
 from pushctl.delivery.result_files import (
     RESULT_FIELDS,

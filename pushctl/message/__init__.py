@@ -1,4 +1,7 @@
-"""message"""
+"""What a notification says: the YAML template schema, rendering (sandboxed Jinja2 with a fast
+path for plain substitutions, locales, A/B variants), and the APNs / FCM payload builders with
+their size limits.
+"""
 
 from pushctl.message.payload import (
     APNS_LIMIT,

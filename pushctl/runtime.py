@@ -1,4 +1,5 @@
-"""Running the send loop: on uvloop when it is installed (``pip install pushctl[fast]``).
+"""How pushctl runs its asyncio loop (a shared base: the CLI and every
+command that sends use it): on uvloop when it is installed (``pip install pushctl[fast]``).
 
 uvloop's transports cut the event loop's share of each request (the fact sheet measured
 ~0.19 ms vs ~0.23 ms CPU per request on one ``h2`` connection). ``PUSHCTL_NO_UVLOOP=1`` keeps

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pushctl.transport import loop
+from pushctl import runtime as loop
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_the_cli_process_freezes_the_startup_heap_and_raises_the_threshold(resto
 
 def test_the_console_entry_point_owns_the_process() -> None:
     code = (
-        "import sys\nimport pushctl.cli.app as app\nimport pushctl.transport.loop as loop\n"
+        "import sys\nimport pushctl.cli.app as app\nimport pushctl.runtime as loop\n"
         "sys.argv = ['pushctl', '--version']\n"
         "try:\n    app.main()\nexcept SystemExit:\n    print(loop._owns_process)"
     )
