@@ -8,11 +8,13 @@ the standard loop, e.g. to rule uvloop out when debugging.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -43,6 +45,8 @@ def own_process() -> None:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Like :func:`asyncio.run`, on uvloop when available (and with the garbage collector tuned
     when pushctl owns the process)."""
+    import asyncio  # here, not at the top: `pushctl --help` has no loop to run
+
     if _owns_process:
         tune_gc()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:

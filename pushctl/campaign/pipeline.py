@@ -25,7 +25,7 @@ from pushctl.journal import DeviceState, Journal, Run
 from pushctl.message import Template
 from pushctl.model import Device
 from pushctl.outcome import Outcome, Result
-from pushctl.providers.base import Provider
+from pushctl.providers import Provider
 
 CHUNK = 256
 """Devices looked up in the journal (and marked in flight) per transaction."""

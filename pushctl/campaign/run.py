@@ -26,8 +26,7 @@ from pushctl.errors import AuthRefused, CredentialFileError, InputError, Pushctl
 from pushctl.journal import Journal, Run
 from pushctl.message import Template
 from pushctl.outcome import Outcome, Result
-from pushctl.providers import get_provider_factory
-from pushctl.providers.base import Provider
+from pushctl.providers import Provider, get_provider_factory
 
 
 @dataclass

@@ -35,8 +35,8 @@ from pushctl.errors import AuthRefused, PushctlError
 from pushctl.message import build_apns
 from pushctl.model import Device, Platform
 from pushctl.paths import data_dir
+from pushctl.providers import Attempt, AttemptKind
 from pushctl.providers.apns import ApnsProvider, jwt_cache_path
-from pushctl.providers.base import Attempt, AttemptKind
 from pushctl.providers.fcm import AccessTokens
 
 PROBE_TOKEN = "0" * 64

@@ -31,8 +31,7 @@ from pushctl.delivery import Event, Sender, SendOptions, WorkItem, prepare_item
 from pushctl.message import Notification
 from pushctl.model import Device, Platform
 from pushctl.outcome import Outcome, Result
-from pushctl.providers import get_provider_factory
-from pushctl.providers.base import Provider, started
+from pushctl.providers import Provider, get_provider_factory, started
 
 APNS_NOT_CHECKED = (
     "not checked online (APNs has no dry run; use --apns-probe, which sends a real silent push)"

@@ -32,7 +32,7 @@ def _sample_jwt() -> str:
     `pushctl send` a "new token within 20 minutes" (429 TooManyProviderTokenUpdates).
     """
     from pushctl.credentials import load_apns_key
-    from pushctl.emulator.registry import SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID
+    from pushctl.emulator import SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID
     from pushctl.providers.apns import JwtSigner, jwt_cache_path
 
     key = load_apns_key(SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID)
@@ -45,7 +45,7 @@ def _write_curl_headers(state_dir: Path) -> Path:
     The curl line reads them with ``-H @file``, so no JWT is ever printed to the terminal or
     a log, even one for the throwaway sample key.
     """
-    from pushctl.emulator.registry import SAMPLE_TOPIC
+    from pushctl.emulator import SAMPLE_TOPIC
 
     path = state_dir / "curl-apns-headers.txt"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -102,8 +102,7 @@ def run(
     ] = 1,
 ) -> None:
     """Run the emulator in the foreground until Ctrl-C."""
-    from pushctl.emulator import Emulator, Scenario
-    from pushctl.emulator.workers import EmulatorWorkers
+    from pushctl.emulator import Emulator, EmulatorWorkers, Scenario
 
     state = get_state(ctx)
     term = state.terminal
@@ -263,7 +262,7 @@ def issue_cert(
     state_dir: StateDirOption = None,
 ) -> None:
     """Issue an APNs client certificate signed by the emulator's CA (for certificate auth)."""
-    from pushctl.emulator.tls import ensure_certificates, issue_client_certificate
+    from pushctl.emulator import ensure_certificates, issue_client_certificate
 
     if environment not in ("sandbox", "production", "both"):
         raise InputError(

@@ -31,7 +31,7 @@ from typing import Any
 from pushctl.delivery.retry import Clock, SendOptions, Sleep, TokenBucket, retry_delay
 from pushctl.errors import AuthRefused, ConfigError, ProviderUnavailable
 from pushctl.outcome import Outcome, Result
-from pushctl.providers.base import Attempt, AttemptKind, Provider, WorkItem, prepare_item
+from pushctl.providers import Attempt, AttemptKind, Provider, WorkItem, prepare_item
 
 __all__ = ["Event", "SendOptions", "Sender", "WorkItem", "prepare_item"]
 

@@ -5,14 +5,20 @@
 
 from pushctl.emulator.emulator import ENDPOINTS_FILE, Emulator, read_endpoints
 from pushctl.emulator.inbox import Delivery, Inbox
-from pushctl.emulator.registry import Registry
+from pushctl.emulator.registry import SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID, SAMPLE_TOPIC, Registry
 from pushctl.emulator.scenario import ErrorFault, Faults, Options, Scenario
-from pushctl.emulator.tls import client_context
+from pushctl.emulator.tls import client_context, ensure_certificates, issue_client_certificate
+from pushctl.emulator.workers import EmulatorWorkers
 
 __all__ = [
     "ENDPOINTS_FILE",
+    "SAMPLE_APNS_KEY",
+    "SAMPLE_KEY_ID",
+    "SAMPLE_TEAM_ID",
+    "SAMPLE_TOPIC",
     "Delivery",
     "Emulator",
+    "EmulatorWorkers",
     "ErrorFault",
     "Faults",
     "Inbox",
@@ -20,5 +26,7 @@ __all__ = [
     "Registry",
     "Scenario",
     "client_context",
+    "ensure_certificates",
+    "issue_client_certificate",
     "read_endpoints",
 ]

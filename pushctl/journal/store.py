@@ -38,10 +38,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import pushctl.journal.reports as reports
 from pushctl import clock
 from pushctl.delivery import Summary
 from pushctl.errors import InputError
-from pushctl.journal import reports
 from pushctl.journal.lock import CampaignLock, is_locked
 from pushctl.journal.reports import RunInfo
 from pushctl.model import Platform

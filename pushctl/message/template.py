@@ -21,8 +21,8 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+import pushctl.message.schema as schema
 from pushctl.errors import TemplateError
-from pushctl.message import schema
 from pushctl.model import Device
 
 __all__ = ["Media", "Notification", "Template", "deep_merge"]

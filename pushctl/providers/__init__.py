@@ -3,6 +3,9 @@
 Built-in providers are listed in :data:`PROVIDERS`; third-party ones register the same way
 through the ``pushctl.providers`` entry-point group (like llm's plugins), so a new service is
 a module plus one entry, nothing else.
+
+The face exports the contract every provider implements (:mod:`.base`); each provider module
+(``pushctl.providers.apns``, ``.fcm``) is public too, like a plugin, and imported only when used.
 """
 
 from __future__ import annotations
@@ -13,9 +16,19 @@ from importlib.metadata import entry_points
 from typing import Any, cast
 
 from pushctl.errors import ConfigError
-from pushctl.providers.base import Attempt, AttemptKind, Provider
+from pushctl.providers.base import Attempt, AttemptKind, Provider, WorkItem, prepare_item, started
 
-__all__ = ["PROVIDERS", "Attempt", "AttemptKind", "Provider", "available_providers", "get_provider_factory"]
+__all__ = [
+    "PROVIDERS",
+    "Attempt",
+    "AttemptKind",
+    "Provider",
+    "WorkItem",
+    "available_providers",
+    "get_provider_factory",
+    "prepare_item",
+    "started",
+]
 
 PROVIDERS: dict[str, str] = {
     "apns": "pushctl.providers.apns:create",
