@@ -150,11 +150,12 @@ class Emulator:
         apns = H2Server(
             self.apns.handle, server_context(self._certs, request_client_cert=True), apns_cfg, host=self.host
         )
-        fcm = H2Server(
+        fcm = H2Server(  # Google's front ends speak HTTP/1.1 too (requests-based clients need it)
             self._route_fcm_port,
             server_context(self._certs, request_client_cert=False),
             fcm_cfg,
             host=self.host,
+            http1=True,
         )
         self._servers = [apns, fcm]
         await apns.start(self._wanted_ports[0], reuse_port=self.reuse_port)
