@@ -9,6 +9,7 @@ import os
 import shlex
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -51,6 +52,42 @@ def _write_curl_headers(state_dir: Path) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(f"apns-topic: {SAMPLE_TOPIC}\nauthorization: bearer {_sample_jwt()}\n")
+    return path
+
+
+TOKEN_FORM_REFRESH = 1800.0
+"""Seconds between rewrites of the token curl line's form: its JWT assertion lives one hour."""
+
+
+def _write_curl_token_form(state_dir: Path, token_uri: str) -> Path:
+    """Write the OAuth form (jwt-bearer grant + an assertion signed with the sample service account).
+
+    The token curl line posts it with ``-d @file`` (0600), so no JWT is printed; ``emulator run``
+    rewrites it every half hour, since Google refuses assertions older than an hour.
+    """
+    from urllib.parse import urlencode
+
+    import jwt
+
+    from pushctl.emulator import SAMPLE_SERVICE_ACCOUNT
+
+    account = json.loads(SAMPLE_SERVICE_ACCOUNT.read_text())
+    now = int(time.time())
+    claims = {
+        "iss": account["client_email"],
+        "scope": "https://www.googleapis.com/auth/firebase.messaging",
+        "aud": token_uri,
+        "iat": now,
+        "exp": now + 3600,
+    }
+    assertion = jwt.encode(
+        claims, account["private_key"], algorithm="RS256", headers={"kid": account["private_key_id"]}
+    )
+    path = state_dir / "curl-token-form.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+        fh.write(urlencode(form))
     return path
 
 
@@ -102,7 +139,7 @@ def run(
     ] = 1,
 ) -> None:
     """Run the emulator in the foreground until Ctrl-C."""
-    from pushctl.emulator import Emulator, EmulatorWorkers, Scenario
+    from pushctl.emulator import SERVICE_ACCOUNT_FILE, Emulator, EmulatorWorkers, Scenario
 
     state = get_state(ctx)
     term = state.terminal
@@ -160,11 +197,24 @@ def run(
                 shlex.quote('{"aps":{"alert":"hi"}}'),
             ]
         )
+        token_form = _write_curl_token_form(emu.state_dir, emu.token_uri)
+        curl_token = " ".join(
+            [
+                "curl --http1.1",
+                "--cacert",
+                shlex.quote(str(emu.ca_file)),
+                "-X POST",
+                emu.token_uri,
+                "-d",
+                shlex.quote(f"@{token_form}"),
+            ]
+        )
         info: dict[str, Any] = {
             "apns_url": emu.apns_url,
             "fcm_url": emu.fcm_url,
             "token_uri": emu.token_uri,
             "ca_file": str(emu.ca_file),
+            "service_account": str(emu.state_dir / SERVICE_ACCOUNT_FILE),
             "state_dir": str(emu.state_dir),
             "profile": str(profile) if profile else None,
             "profile_name": None if no_profile else profile_name,
@@ -172,15 +222,20 @@ def run(
         if isinstance(emu, EmulatorWorkers):
             info["workers"] = f"{workers} (pids {', '.join(str(p) for p in emu.pids)})"
         if term.json:
-            term.json_line({**info, "curl": curl})
+            term.json_line({**info, "curl": curl, "curl_token": curl_token})
         else:
             term.table(["", ""], [(k, v) for k, v in info.items() if v is not None], title="pushctl emulator")
             term.print("Try it (the headers file holds the topic and a JWT for the throwaway sample key):")
             term.raw(curl + "\n")  # unwrapped, so it can be copied and pasted
+            term.print("An FCM access token over HTTP/1.1 (the form: an assertion of the sample account):")
+            term.raw(curl_token + "\n")
         term.info("emulator running; press Ctrl-C to stop")
+        written = time.monotonic()
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop: exit 0
             while not stop.wait(0.5):
-                pass
+                if time.monotonic() - written > TOKEN_FORM_REFRESH:
+                    _write_curl_token_form(emu.state_dir, emu.token_uri)
+                    written = time.monotonic()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

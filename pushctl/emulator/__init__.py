@@ -3,9 +3,16 @@
 ``Emulator`` is the entry point; see DEVELOPERS.md for the built-in test tokens.
 """
 
-from pushctl.emulator.emulator import ENDPOINTS_FILE, Emulator, read_endpoints
+from pushctl.emulator.emulator import ENDPOINTS_FILE, SERVICE_ACCOUNT_FILE, Emulator, read_endpoints
 from pushctl.emulator.inbox import Delivery, Inbox
-from pushctl.emulator.registry import SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID, SAMPLE_TOPIC, Registry
+from pushctl.emulator.registry import (
+    SAMPLE_APNS_KEY,
+    SAMPLE_KEY_ID,
+    SAMPLE_SERVICE_ACCOUNT,
+    SAMPLE_TEAM_ID,
+    SAMPLE_TOPIC,
+    Registry,
+)
 from pushctl.emulator.scenario import ErrorFault, Faults, Options, Scenario
 from pushctl.emulator.tls import client_context, ensure_certificates, issue_client_certificate
 from pushctl.emulator.workers import EmulatorWorkers
@@ -14,8 +21,10 @@ __all__ = [
     "ENDPOINTS_FILE",
     "SAMPLE_APNS_KEY",
     "SAMPLE_KEY_ID",
+    "SAMPLE_SERVICE_ACCOUNT",
     "SAMPLE_TEAM_ID",
     "SAMPLE_TOPIC",
+    "SERVICE_ACCOUNT_FILE",
     "Delivery",
     "Emulator",
     "EmulatorWorkers",

@@ -42,6 +42,8 @@ from pushctl.emulator.tls import CertPaths, ensure_certificates, issue_client_ce
 from pushctl.paths import default_emulator_state_dir
 
 ENDPOINTS_FILE = "endpoints.json"
+SERVICE_ACCOUNT_FILE = "service-account.json"
+"""The sample service account with this emulator's ``token_uri``, for google-auth / firebase-admin."""
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -276,6 +278,7 @@ class Emulator:
             "fcm_url": self.fcm_url,
             "token_uri": self.token_uri,
             "ca_file": str(self.ca_file),
+            "service_account": str(write_service_account(self.state_dir, self.token_uri)),
             "pid": os.getpid(),
         }
         (self.state_dir / ENDPOINTS_FILE).write_text(json.dumps(info, indent=2) + "\n")
@@ -353,6 +356,21 @@ def write_profile(
         fh.write(text)
     config_path.chmod(0o600)
     return config_path
+
+
+def write_service_account(state_dir: Path, token_uri: str) -> Path:
+    """Write the sample service account with ``token_uri`` set to this emulator's (mode 0600).
+
+    google-auth (and so firebase-admin) posts its JWT assertion to the ``token_uri`` of the
+    service-account file, so this copy is all such a client needs to get its access tokens here.
+    """
+    account = json.loads(SAMPLE_SERVICE_ACCOUNT.read_text())
+    account["token_uri"] = token_uri
+    path = state_dir / SERVICE_ACCOUNT_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(account, indent=2) + "\n")
+    return path
 
 
 def _replace_profile_tables(text: str, name: str, profile: dict[str, Any]) -> str:

@@ -66,7 +66,13 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
-from pushctl.emulator.emulator import ENDPOINTS_FILE, Emulator, _new_loop, write_profile
+from pushctl.emulator.emulator import (
+    ENDPOINTS_FILE,
+    Emulator,
+    _new_loop,
+    write_profile,
+    write_service_account,
+)
 from pushctl.emulator.scenario import Scenario
 from pushctl.emulator.server import Request, Response, json_response
 from pushctl.emulator.tls import ensure_certificates
@@ -515,6 +521,7 @@ class EmulatorWorkers:
             "fcm_url": self.fcm_url,
             "token_uri": self.token_uri,
             "ca_file": str(self.ca_file),
+            "service_account": str(write_service_account(self.state_dir, self.token_uri)),
             "pid": os.getpid(),
             "workers": [dataclasses.asdict(w) for w in self.workers],
         }
