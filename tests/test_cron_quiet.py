@@ -31,7 +31,7 @@ def _cron_argv(cfg: Path, template: Path, audience: Path) -> list[str]:
 def test_cron_run_is_silent_and_a_rerun_sends_nothing(tmp_path: Path, dead: int, code: ExitCode) -> None:
     audience = make_audience(tmp_path / "audience.csv", 300, dead=dead)
     template = write_template(tmp_path / "template.yaml")
-    with emulator(tmp_path / "emu", token_update_interval=1200.0) as emu:
+    with emulator(tmp_path / "emu", token_update_rule="key") as emu:  # the strict, key-wide rule
         cfg = emu.write_profile(tmp_path / "config.toml")
         argv = _cron_argv(cfg, template, audience.path)
 

@@ -1,9 +1,9 @@
 """A resume (or the next cron run) is a new process, and must not need a new APNs JWT.
 
-APNs refuses a new provider token for the same key sooner than 20 minutes after the last
-one (429 TooManyProviderTokenUpdates), and the emulator enforces it. Each pushctl process
-signs its own JWT (pushctl/providers/apns.py ``JwtSigner`` lives in memory only), so a
-resume within 20 minutes of a crash fails every iOS device it still has to send.
+Under the strict, key-wide reading (samples/scenarios/strict-apns.toml, enforced here) APNs
+refuses a new provider token for the same key sooner than 20 minutes after the last one
+(429 TooManyProviderTokenUpdates). Each pushctl process used to sign its own JWT (in memory
+only), so a resume within 20 minutes of a crash failed every iOS device it still had to send.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def test_a_second_process_within_20_minutes_reuses_the_apns_token(tmp_path: Path
     more = make_audience(tmp_path / "more.csv", 20, seed=6)
     template = write_template(tmp_path / "template.yaml")
     journal = tmp_path / "journal.sqlite3"
-    with emulator(tmp_path / "emu", token_update_interval=1200.0) as emu:
+    with emulator(tmp_path / "emu", token_update_rule="key") as emu:  # the strict, key-wide rule
         cfg = emu.write_profile(tmp_path / "config.toml")
         first = run_pushctl(send_argv(cfg, template, audience.path, journal), tmp_path, "first")
         assert first.code == 0, first.stderr

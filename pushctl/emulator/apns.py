@@ -206,11 +206,17 @@ class ApnsService:
         first = req.conn.data.setdefault("kid", kid)
         if first != kid:
             raise _Reject(403, "UnrelatedKeyIdInToken")
-        last = self._last_iat.get(kid)
+        # TooManyProviderTokenUpdates: a newer token (by iat) too soon after the one before it, on
+        # this connection (the default), or anywhere for this key (the strict rule). An older token
+        # is accepted as it is: switching back is no update. See "The emulator" in the README.
+        seen: dict[str, int] = self._last_iat
+        if self.options.token_update_rule == "connection":
+            seen = req.conn.data.get("token_iat") or req.conn.data.setdefault("token_iat", {})
+        last = seen.get(kid)
         if last is None or iat > last:
             if last is not None and iat - last < self.options.token_update_interval:
                 raise _Reject(429, "TooManyProviderTokenUpdates")
-            self._last_iat[kid] = iat
+            seen[kid] = iat
         return key.topics
 
     def _verify_jwt(self, token: str) -> _VerifiedJwt | _Reject:

@@ -30,6 +30,8 @@ from typing import Any
 
 from pushctl.errors import InputError
 
+TOKEN_UPDATE_RULES = ("connection", "key")
+
 
 @dataclass
 class Options:
@@ -41,7 +43,11 @@ class Options:
     single_stream_until_auth: bool = False
     """Advertise 1 stream until a request with valid credentials succeeds, as APNs does."""
     token_update_interval: float = 1200.0
-    """A new JWT for the same key sooner than this (seconds, by ``iat``) is refused with 429."""
+    """A new JWT sooner than this (seconds, by ``iat``) is refused with 429 TooManyProviderTokenUpdates."""
+    token_update_rule: str = "connection"
+    """Where ``token_update_interval`` applies: ``connection`` (default: a JWT replaced too soon on one
+    connection; a new process or connection may sign its own) or ``key`` (any new JWT for the key,
+    from anywhere: the strictest reading, ``samples/scenarios/strict-apns.toml``). README: "The emulator"."""
     jwt_max_age: float = 3600.0
     access_token_lifetime: int = 3600
     idle_timeout: float = 0.0
@@ -120,6 +126,13 @@ class Scenario:
             scenario.faults = Faults(**faults)
         except TypeError as exc:
             raise InputError(f"invalid scenario: {exc}", file=source) from None
+        if scenario.options.token_update_rule not in TOKEN_UPDATE_RULES:
+            raise InputError(
+                f"unknown token_update_rule {scenario.options.token_update_rule!r}",
+                file=source,
+                field="options.token_update_rule",
+                hint="use " + " or ".join(TOKEN_UPDATE_RULES),
+            )
         registry = dict(data.get("registry", {}))
         for key in ("apns_keys", "service_accounts"):
             for entry in registry.get(key, []):
