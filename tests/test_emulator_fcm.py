@@ -232,3 +232,10 @@ def test_collapse_ids_from_apns_and_webpush(emulator: Emulator) -> None:
         emulator.registry.bad_apns_credentials_projects.clear()
         send(c, emulator, {"token": TOKEN, "apns": {"headers": {"apns-collapse-id": "a1"}}})
     assert [d.collapse_id for d in emulator.inbox.received(TOKEN)] == ["w1", "a1"]
+
+
+def test_oauth_accepts_googles_own_audience(emulator: Emulator) -> None:
+    # google-auth always names Google's token endpoint as aud, wherever its token_uri points.
+    with client(emulator) as c:
+        r = get_token(c, emulator, aud="https://oauth2.googleapis.com/token")
+    assert r.status_code == 200 and r.json()["access_token"].startswith("ya29.")

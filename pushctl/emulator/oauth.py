@@ -31,6 +31,7 @@ GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 # Google accepts the broad cloud-platform scope for FCM too.
 ACCEPTED_SCOPES = frozenset({FCM_SCOPE, "https://www.googleapis.com/auth/cloud-platform"})
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 MAX_ASSERTION_LIFETIME = 3600
 CLOCK_SKEW = 60
 
@@ -124,7 +125,7 @@ class OAuthService:
         self.options = options
         self.faults = faults
         self.token_uri = ""
-        """Set by the emulator once its port is known: assertions must name it as ``aud``."""
+        """Set by the emulator once its port is known: assertions may name it (or Google's) as ``aud``."""
         self.stats: Counter[str] = Counter()
 
     def handle(self, req: Request) -> Response:
@@ -164,10 +165,13 @@ class OAuthService:
             )
         except jwt.PyJWTError:
             return _oauth_error("invalid_grant", "Invalid JWT Signature.")
-        if claims.get("aud") != self.token_uri:
+        # Google checks the audience against its own token endpoint, whatever URL the assertion was
+        # posted to (google-auth always writes that one); clients configured with the emulator's
+        # token_uri as the audience (pushctl) are accepted too.
+        if claims.get("aud") not in (GOOGLE_TOKEN_URI, self.token_uri):
             return _oauth_error(
                 "invalid_grant",
-                f"Invalid JWT: Failed audience check. The expected value was {self.token_uri}.",
+                f"Invalid JWT: Failed audience check. The expected value was {GOOGLE_TOKEN_URI}.",
             )
         iat, exp, now = claims.get("iat"), claims.get("exp"), time.time()
         if (
