@@ -95,7 +95,7 @@ def test_validate_only_is_not_delivered(emulator: Emulator) -> None:
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [
-        ({"aud": "https://oauth2.googleapis.com/token"}, "invalid_grant"),
+        ({"aud": "https://accounts.example.com/token"}, "invalid_grant"),
         ({"exp": int(time.time()) + 7200}, "invalid_grant"),
         ({"iat": int(time.time()) - 7200, "exp": int(time.time()) - 3600}, "invalid_grant"),
         ({"scope": "https://www.googleapis.com/auth/userinfo.email"}, "invalid_scope"),
