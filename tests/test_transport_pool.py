@@ -105,8 +105,12 @@ def test_settings_drop_to_one_and_climb_back_is_followed(pki: Pki) -> None:
 
 def test_goaway_mid_load_completes_every_request_exactly_once(pki: Pki) -> None:
     async def body(server: H2TestServer, pool: H2Pool) -> None:
-        tasks = [asyncio.ensure_future(req(pool, i, "/delay/30")) for i in range(400)]
-        await asyncio.sleep(0.015)
+        tasks = [asyncio.ensure_future(req(pool, i, "/delay/300")) for i in range(400)]
+        # GOAWAY while streams wait for their answers (polled: a loaded CI machine may take longer
+        # than any fixed sleep to open the connection)
+        async with asyncio.timeout(10):
+            while not any(conn.pending for conn in server.conns):
+                await asyncio.sleep(0.001)
         lasts = server.goaway(reason="Shutdown")
         assert lasts
         results = await asyncio.gather(*tasks)
