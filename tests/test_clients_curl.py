@@ -101,12 +101,17 @@ def test_the_printed_curl_lines_work_on_both_versions(curl: str, tmp_path: Path,
         code, out, err = run_curl(curl, info["curl"])  # the printed APNs line: HTTP/2
         assert code == 0, err
         assert answer(out)[:2] == ("2", 200)
-        stats = json.loads(
-            run_curl(curl, f"curl --http1.1 --cacert {info['ca_file']} {info['fcm_url']}/_emulator/stats")[
-                1
-            ].rpartition("\n")[0]
-        )
-        assert stats["inbox_total"] == 3  # two FCM messages and the APNs push, from every worker
+        # The printed inbox line carries the state dir's admin token (from a 0600 headers file).
+        inbox_line = info["curl_inbox"].replace("curl ", "curl --http1.1 ", 1)
+        version, status, inbox = answer(run_curl(curl, inbox_line)[1])
+        assert (version, status, inbox["total"]) == ("1.1", 200, 3)  # from every worker
+        headers = "@" + str(Path(info["state_dir"]) / "curl-admin-headers.txt")
+        stats_url = f"{info['fcm_url']}/_emulator/stats"
+        stats = answer(run_curl(curl, f"curl --http2 --cacert {info['ca_file']} -H {headers} {stats_url}")[1])
+        assert stats[:2] == ("2", 200)
+        assert stats[2]["inbox_total"] == 3  # two FCM messages and the APNs push, from every worker
+        refused = f"curl --http2 --cacert {info['ca_file']} {info['fcm_url']}/_emulator/inbox"
+        assert answer(run_curl(curl, refused)[1])[1] == 401  # no token, no inbox
 
 
 def test_apns_refuses_http1_like_apple(curl: str, tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ import httpx
 import pytest
 from emulator_process import emulator_run
 
+from pushctl.emulator import admin_headers, read_admin_token
+
 HERE = Path(__file__).resolve().parent
 PROJECT = "pushctl-emulator"
 GOOD = "fcm-token-" + "a" * 40
@@ -47,8 +49,9 @@ def test_firebase_admin_gets_the_answers_fcm_gives(tmp_path: Path, workers: str)
     with emulator_run(tmp_path, "--workers", workers) as info:
         results = firebase_process(info)
         with httpx.Client(verify=ssl.create_default_context(cafile=info["ca_file"])) as admin:
-            inbox = admin.get(info["fcm_url"] + "/_emulator/inbox").json()
-            stats = admin.get(info["fcm_url"] + "/_emulator/stats").json()
+            headers = admin_headers(read_admin_token(Path(info["state_dir"])))
+            inbox = admin.get(info["fcm_url"] + "/_emulator/inbox", headers=headers).json()
+            stats = admin.get(info["fcm_url"] + "/_emulator/stats", headers=headers).json()
     assert results["google_auth_token"] == {"valid": True, "prefix": "ya29.emu-"}
     assert results["send_good"]["ok"].startswith(NAME)
     assert results["send_unregistered"]["error"] == "UnregisteredError"

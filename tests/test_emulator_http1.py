@@ -178,7 +178,8 @@ def test_expect_continue_and_connection_close(tmp_path: Path) -> None:
         sock.sendall(body)
         status, _, answer = read_response(sock, buf)
         assert status == 400 and json.loads(answer)["error"] == "unsupported_grant_type"
-        sock.sendall(request_bytes("GET", "/_emulator/stats", headers={"connection": "close"}))
+        admin = {"connection": "close", **emu.admin_headers()}
+        sock.sendall(request_bytes("GET", "/_emulator/stats", headers=admin))
         status, headers, _ = read_response(sock, buf)
         assert (status, headers["connection"]) == (200, "close")
         assert sock.recv(100) == b""
@@ -248,9 +249,9 @@ def test_injected_faults_answer_the_same_on_both_versions(
 def test_connection_faults_on_http1(tmp_path: Path) -> None:
     with Emulator(tmp_path / "a", goaway_after=2) as emu, raw(emu) as sock:
         buf = bytearray()
-        sock.sendall(request_bytes("GET", "/_emulator/stats"))
+        sock.sendall(request_bytes("GET", "/_emulator/stats", headers=emu.admin_headers()))
         assert "connection" not in read_response(sock, buf)[1]
-        sock.sendall(request_bytes("GET", "/_emulator/stats"))
+        sock.sendall(request_bytes("GET", "/_emulator/stats", headers=emu.admin_headers()))
         assert read_response(sock, buf)[1]["connection"] == "close"  # HTTP/1.1's GOAWAY
     with Emulator(tmp_path / "b", drop_rate=1.0) as emu, raw(emu) as sock:
         form = "&".join(f"{k}={v}" for k, v in token_form(emu).items()).encode()
@@ -290,7 +291,7 @@ def test_without_alpn_the_first_bytes_choose_the_version(tmp_path: Path) -> None
     with Emulator(tmp_path / "emu") as emu:
         with raw(emu, alpn=None) as sock:
             assert sock.selected_alpn_protocol() is None
-            sock.sendall(request_bytes("GET", "/_emulator/stats"))
+            sock.sendall(request_bytes("GET", "/_emulator/stats", headers=emu.admin_headers()))
             assert read_response(sock, bytearray())[0] == 200
         with raw(emu, alpn=None) as sock:  # HTTP/2 with prior knowledge
             conn = h2.connection.H2Connection()
@@ -302,6 +303,7 @@ def test_without_alpn_the_first_bytes_choose_the_version(tmp_path: Path) -> None
                     (":path", "/_emulator/stats"),
                     (":scheme", "https"),
                     (":authority", "x"),
+                    *emu.admin_headers().items(),
                 ],
                 end_stream=True,
             )
@@ -335,7 +337,7 @@ def test_workers_serve_both_versions_with_one_merged_inbox(tmp_path: Path) -> No
                     )
                     assert bad.json()["error"]["details"][0]["errorCode"] == "INVALID_ARGUMENT"
         with httpx_client(emu, "http/1.1") as c:
-            inbox = c.get(f"{emu.fcm_url}/_emulator/inbox").json()
-            stats = c.get(f"{emu.fcm_url}/_emulator/stats").json()
+            inbox = c.get(f"{emu.fcm_url}/_emulator/inbox", headers=emu.admin_headers()).json()
+            stats = c.get(f"{emu.fcm_url}/_emulator/stats", headers=emu.admin_headers()).json()
     assert inbox["counts"] == {TOKEN: 6}
     assert len([w for w in stats["workers"] if w["fcm"].get("200")]) == 2

@@ -52,7 +52,8 @@ def test_100k_records_are_indexed_not_scanned() -> None:
 def test_admin_endpoint_serves_large_inboxes(emulator: Emulator) -> None:
     for i in range(20_000):  # far beyond one HTTP/2 flow-control window
         emulator.inbox.record(Delivery(GOOD, "ios", "apns", {"aps": {"alert": "x" * 20}}, message_id=str(i)))
-    with httpx.Client(http2=True, verify=client_context(emulator.ca_file)) as c:
+    admin = emulator.admin_headers()
+    with httpx.Client(http2=True, verify=client_context(emulator.ca_file), headers=admin) as c:
         data = c.get(f"{emulator.fcm_url}/_emulator/inbox", params={"token": GOOD}).json()
         stats = c.get(f"{emulator.fcm_url}/_emulator/stats").json()
     assert data["count"] == 20_000 and data["deliveries"][-1]["message_id"] == "19999"

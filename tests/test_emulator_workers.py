@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pushctl.cli.app import app
-from pushctl.emulator import client_context
+from pushctl.emulator import admin_headers, client_context, read_admin_token
 from pushctl.emulator.emulator import write_profile
 from pushctl.emulator.oauth import TokenStore
 from pushctl.emulator.workers import merge_admin, worker_seed
@@ -127,7 +127,10 @@ def test_two_workers_share_the_ports_merge_the_inbox_and_stop_cleanly(
         assert counts == dict.fromkeys(tokens, 2)
 
         # Stats on the shared port, merged: both workers served pushes of both providers.
-        with httpx.Client(http2=True, verify=client_context(str(info["ca_file"])), timeout=10) as client:
+        token = read_admin_token(state)
+        with httpx.Client(
+            http2=True, verify=client_context(str(info["ca_file"])), timeout=10, headers=admin_headers(token)
+        ) as client:
             stats = client.get(f"{info['fcm_url']}/_emulator/stats").json()
             assert stats["inbox_total"] == 2 * DEVICES
             assert stats["apns"]["200"] + stats["fcm"]["200"] == 2 * DEVICES

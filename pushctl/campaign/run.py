@@ -26,6 +26,7 @@ from pushctl.errors import AuthRefused, CredentialFileError, InputError, Pushctl
 from pushctl.journal import Journal, Run
 from pushctl.message import Template
 from pushctl.outcome import Outcome, Result
+from pushctl.paths import exposure_warning
 from pushctl.providers import Provider, get_provider_factory
 
 
@@ -169,6 +170,8 @@ async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> Campai
     campaign_id, audience_fp = derive_id(spec, template, reader)
     providers, missing = build_providers(spec)
     this_run = Summary(campaign=campaign_id)
+    if warning := exposure_warning(Journal.files(spec.journal_path), "journal"):
+        hooks.on_event(Event("warning", warning))
     with Journal(spec.journal_path) as journal:
         run = journal.open_run(
             campaign_id,

@@ -34,7 +34,7 @@ from pushctl.credentials import (
 from pushctl.errors import AuthRefused, PushctlError
 from pushctl.message import build_apns
 from pushctl.model import Device, Platform
-from pushctl.paths import data_dir
+from pushctl.paths import data_dir, write_private
 from pushctl.providers import Attempt, AttemptKind
 from pushctl.providers.apns import ApnsProvider, jwt_cache_path
 from pushctl.providers.fcm import AccessTokens
@@ -141,8 +141,7 @@ def remember_accepted(key: ApnsTokenKey) -> None:
     seen = _load_accepted(path)
     seen[key.key_id] = {"team_id": key.team_id, "date": datetime.now(UTC).date().isoformat()}
     with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(seen, indent=1, sort_keys=True))
+        write_private(path, json.dumps(seen, indent=1, sort_keys=True))
 
 
 def accepted_before(key_id: str) -> tuple[str, str] | None:

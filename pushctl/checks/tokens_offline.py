@@ -30,6 +30,7 @@ from pushctl.audience import (
 )
 from pushctl.errors import AudienceError
 from pushctl.model import Device, Platform
+from pushctl.paths import open_private
 
 APNS_USUAL_LENGTH = 64
 ENVIRONMENT_COLUMNS = ("environment", "apns_environment")
@@ -222,7 +223,7 @@ def open_prune_csv(stack: ExitStack, path: str | Path, header: list[str]) -> Any
     """A CSV writer on ``path`` (closed with ``stack``) with ``header`` written; AudienceError if
     the file cannot be created."""
     try:
-        fh = stack.enter_context(Path(path).open("w", encoding="utf-8", newline=""))  # noqa: SIM115 (closed by the caller's ExitStack)
+        fh = stack.enter_context(open_private(Path(path), "w", encoding="utf-8", newline=""))
     except OSError as exc:
         raise AudienceError(f"cannot write: {exc.strerror or exc}", file=str(path)) from None
     writer = csv.writer(fh)

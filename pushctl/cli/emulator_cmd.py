@@ -55,6 +55,17 @@ def _write_curl_headers(state_dir: Path) -> Path:
     return path
 
 
+def _write_curl_admin_headers(state_dir: Path, token: str) -> Path:
+    """Write the admin endpoints' ``authorization`` header to a 0600 file for ``curl -H @file``
+    (on the command line the token would show in ``ps`` to every local user)."""
+    from pushctl.emulator import admin_headers
+    from pushctl.paths import write_private
+
+    path = state_dir / "curl-admin-headers.txt"
+    write_private(path, "".join(f"{k}: {v}\n" for k, v in admin_headers(token).items()))
+    return path
+
+
 TOKEN_FORM_REFRESH = 1800.0
 """Seconds between rewrites of the token curl line's form: its JWT assertion lives one hour."""
 
@@ -139,7 +150,7 @@ def run(
     ] = 1,
 ) -> None:
     """Run the emulator in the foreground until Ctrl-C."""
-    from pushctl.emulator import SERVICE_ACCOUNT_FILE, Emulator, EmulatorWorkers, Scenario
+    from pushctl.emulator import ADMIN_TOKEN_FILE, SERVICE_ACCOUNT_FILE, Emulator, EmulatorWorkers, Scenario
 
     state = get_state(ctx)
     term = state.terminal
@@ -209,6 +220,15 @@ def run(
                 shlex.quote(f"@{token_form}"),
             ]
         )
+        curl_inbox = " ".join(
+            [
+                "curl --cacert",
+                shlex.quote(str(emu.ca_file)),
+                "-H",
+                shlex.quote(f"@{_write_curl_admin_headers(emu.state_dir, emu.admin_token)}"),
+                f"{emu.fcm_url}/_emulator/inbox",
+            ]
+        )
         info: dict[str, Any] = {
             "apns_url": emu.apns_url,
             "fcm_url": emu.fcm_url,
@@ -216,19 +236,22 @@ def run(
             "ca_file": str(emu.ca_file),
             "service_account": str(emu.state_dir / SERVICE_ACCOUNT_FILE),
             "state_dir": str(emu.state_dir),
+            "admin_token": str(emu.state_dir / ADMIN_TOKEN_FILE),
             "profile": str(profile) if profile else None,
             "profile_name": None if no_profile else profile_name,
         }
         if isinstance(emu, EmulatorWorkers):
             info["workers"] = f"{workers} (pids {', '.join(str(p) for p in emu.pids)})"
         if term.json:
-            term.json_line({**info, "curl": curl, "curl_token": curl_token})
+            term.json_line({**info, "curl": curl, "curl_token": curl_token, "curl_inbox": curl_inbox})
         else:
             term.table(["", ""], [(k, v) for k, v in info.items() if v is not None], title="pushctl emulator")
             term.print("Try it (the headers file holds the topic and a JWT for the throwaway sample key):")
             term.raw(curl + "\n")  # unwrapped, so it can be copied and pasted
             term.print("An FCM access token over HTTP/1.1 (the form: an assertion of the sample account):")
             term.raw(curl_token + "\n")
+            term.print("The inbox (admin endpoints need the state dir's token; the headers file holds it):")
+            term.raw(curl_inbox + "\n")
         term.info("emulator running; press Ctrl-C to stop")
         written = time.monotonic()
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop: exit 0
@@ -246,18 +269,25 @@ def run(
 def _admin_get(state_dir: Path | None, path: str) -> Any:
     import httpx
 
-    from pushctl.emulator import client_context, read_endpoints
+    from pushctl.emulator import admin_headers, client_context, read_admin_token, read_endpoints
 
     directory = state_dir or default_emulator_state_dir()
     try:
         endpoints = read_endpoints(directory)
+        token = read_admin_token(directory)
     except (OSError, ValueError):
         raise ProviderUnavailable(
             f"no running emulator found in {directory}", hint="start one with: pushctl emulator run"
         ) from None
     try:
         with httpx.Client(http2=True, verify=client_context(endpoints["ca_file"]), timeout=10) as client:
-            response = client.get(endpoints["fcm_url"] + path)
+            response = client.get(endpoints["fcm_url"] + path, headers=admin_headers(token))
+            if response.status_code in (401, 403):
+                raise InputError(
+                    f"the emulator at {endpoints['fcm_url']} refused its admin token "
+                    f"({response.status_code})",
+                    hint=f"is {directory} the state dir it was started with? (see --state-dir)",
+                )
             response.raise_for_status()
             return response.json()
     except httpx.HTTPError as exc:

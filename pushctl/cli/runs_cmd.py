@@ -22,7 +22,7 @@ from pushctl.delivery import RESULT_FIELDS
 from pushctl.errors import InputError
 from pushctl.journal import Journal
 from pushctl.outcome import Outcome
-from pushctl.paths import default_journal_file
+from pushctl.paths import default_journal_file, exposure_warning, open_private
 
 runs_app = typer.Typer(
     name="runs",
@@ -66,6 +66,8 @@ def _journal(option: Path | None) -> Iterator[Journal | None]:
     if not path.exists():
         yield None
         return
+    if warning := exposure_warning(Journal.files(path), "journal"):
+        get_state().terminal.warn(warning)
     with Journal(path) as journal:
         yield journal
 
@@ -150,7 +152,8 @@ def _output(out: Path | None) -> Iterator[IO[str]]:
         yield stream
         stream.flush()
         return
-    with open(out, "w", encoding="utf-8", newline="") as handle:
+    # Device tokens: a new file is private (0600) whatever the umask.
+    with open_private(out, "w", encoding="utf-8", newline="") as handle:
         yield handle
 
 

@@ -39,7 +39,7 @@ from pushctl.delivery import InvalidTokenFile, ResultFile, Sender, SendOptions
 from pushctl.errors import ExitCode, InputError
 from pushctl.journal import Journal
 from pushctl.outcome import Result
-from pushctl.paths import default_journal_file
+from pushctl.paths import default_journal_file, exposure_warning
 from pushctl.runtime import run as run_loop
 
 Show = Literal["all", "failures", "none"]
@@ -342,6 +342,9 @@ def send(
             identity=_identity(o),
         )
         files: list[ResultFile | InvalidTokenFile] = []
+        for path, what in ((results, "results file"), (invalid_tokens, "prune list")):
+            if path is not None and (warning := exposure_warning([path], what)):
+                state.terminal.warn(warning)
         if results:
             files.append(stack.enter_context(contextlib.closing(ResultFile(results))))
         if invalid_tokens:

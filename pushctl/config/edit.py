@@ -31,13 +31,14 @@ from pushctl.config.profiles import (
     profile_table,
 )
 from pushctl.errors import ConfigError
+from pushctl.paths import make_private_dir
 
 __all__ = ["save_profile", "set_in_text", "set_value", "write_private"]
 
 
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` with mode 0600 (the file can name key files and endpoints)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)

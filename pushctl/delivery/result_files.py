@@ -12,6 +12,7 @@ from typing import IO
 
 from pushctl.errors import InputError
 from pushctl.outcome import Outcome, Result
+from pushctl.paths import open_private
 
 RESULT_FIELDS = (
     "token",
@@ -29,8 +30,8 @@ RESULT_FIELDS = (
 
 def _open(path: Path, option: str) -> IO[str]:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("a", encoding="utf-8", newline="")
+        # Tokens are personal data: a new file is 0600 whatever the umask (README: security).
+        return open_private(path, "a", encoding="utf-8", newline="")
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", file=path, field=option) from None
 

@@ -3,6 +3,7 @@
 ``Emulator`` is the entry point; see DEVELOPERS.md for the built-in test tokens.
 """
 
+from pushctl.emulator.admin import ADMIN_TOKEN_FILE, admin_headers, read_admin_token
 from pushctl.emulator.emulator import ENDPOINTS_FILE, SERVICE_ACCOUNT_FILE, Emulator, read_endpoints
 from pushctl.emulator.inbox import Delivery, Inbox
 from pushctl.emulator.registry import (
@@ -18,6 +19,7 @@ from pushctl.emulator.tls import client_context, ensure_certificates, issue_clie
 from pushctl.emulator.workers import EmulatorWorkers
 
 __all__ = [
+    "ADMIN_TOKEN_FILE",
     "ENDPOINTS_FILE",
     "SAMPLE_APNS_KEY",
     "SAMPLE_KEY_ID",
@@ -34,8 +36,10 @@ __all__ = [
     "Options",
     "Registry",
     "Scenario",
+    "admin_headers",
     "client_context",
     "ensure_certificates",
     "issue_client_certificate",
+    "read_admin_token",
     "read_endpoints",
 ]

@@ -3,7 +3,9 @@
 Run it in-process (``with Emulator() as emu:`` on a background thread, or ``await
 emu.astart()`` inside a running loop) or in the foreground with ``pushctl emulator run``.
 A running emulator writes ``endpoints.json`` to its state dir so other processes
-(``pushctl emulator inbox``) can find its admin endpoints on the FCM port.
+(``pushctl emulator inbox``) can find its admin endpoints on the FCM port; those answer only
+requests carrying the state dir's admin token (:mod:`.admin`). It listens on loopback
+(``127.0.0.1``) unless ``host`` says otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import tomli_w
 
+from pushctl.emulator.admin import ADMIN_PREFIX, REALM, admin_headers, ensure_admin_token, refusal
 from pushctl.emulator.apns import ApnsService
 from pushctl.emulator.fcm import FcmService
 from pushctl.emulator.inbox import Inbox
@@ -39,7 +42,7 @@ from pushctl.emulator.registry import (
 from pushctl.emulator.scenario import FaultInjector, Scenario
 from pushctl.emulator.server import H2Server, Request, Response, ServerConfig, json_response
 from pushctl.emulator.tls import CertPaths, ensure_certificates, issue_client_certificate, server_context
-from pushctl.paths import default_emulator_state_dir
+from pushctl.paths import default_emulator_state_dir, make_private_dir, write_private
 
 ENDPOINTS_FILE = "endpoints.json"
 SERVICE_ACCOUNT_FILE = "service-account.json"
@@ -90,6 +93,8 @@ class Emulator:
         self.oauth = OAuthService(self.registry, self.tokens, self.options, self.faults)
         self.fcm = FcmService(self.registry, self.inbox, self.tokens, self.options, self.faults)
         self._certs: CertPaths | None = None
+        self.admin_token = ""
+        """The bearer token the admin endpoints want (from the state dir, set by :meth:`astart`)."""
         self._servers: list[H2Server] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -141,6 +146,7 @@ class Emulator:
     async def astart(self) -> None:
         """Start both servers on the running event loop."""
         self._certs = ensure_certificates(self.state_dir)
+        self.admin_token = ensure_admin_token(self.state_dir)
         opts, faults = self.options, self.scenario.faults
         fcm_cfg = ServerConfig(
             max_concurrent_streams=opts.max_concurrent_streams,
@@ -246,6 +252,10 @@ class Emulator:
         """
         return sum(len(server.connections) for server in self._servers)
 
+    def admin_headers(self) -> dict[str, str]:
+        """The ``authorization`` header for this emulator's ``/_emulator/`` endpoints (after start)."""
+        return admin_headers(self.admin_token)
+
     def stats(self) -> dict[str, Any]:
         """Answer counts per side and status, the inbox total and the open connections."""
         return {
@@ -281,7 +291,7 @@ class Emulator:
             "service_account": str(write_service_account(self.state_dir, self.token_uri)),
             "pid": os.getpid(),
         }
-        (self.state_dir / ENDPOINTS_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        write_private(self.state_dir / ENDPOINTS_FILE, json.dumps(info, indent=2) + "\n")
 
     # -- FCM port routing and admin endpoints ----------------------------------------------------------
 
@@ -290,7 +300,11 @@ class Emulator:
             return self.fcm.handle(req)
         if req.path == "/token":
             return self.oauth.handle(req)
-        if req.path.startswith("/_emulator/"):
+        if req.path.startswith(ADMIN_PREFIX):
+            refused = refusal(_header(req, "authorization"), self.admin_token)
+            if refused is not None:
+                headers = [("www-authenticate", REALM)] if refused[0] == 401 else []
+                return json_response(*refused, headers)
             return self._admin(req)
         return self.fcm.handle(req)
 
@@ -318,6 +332,13 @@ class Emulator:
             counts = {t: self.inbox.count(t) for t in sorted(self.inbox.tokens())}
             return 200, {"total": self.inbox.total(), "counts": counts}
         return 404, {"error": "unknown admin endpoint"}
+
+
+def _header(req: Request, name: str) -> str | None:
+    for key, value in req.headers:
+        if key == name:
+            return value
+    return None
 
 
 def write_profile(
@@ -350,7 +371,7 @@ def write_profile(
         text = _replace_profile_tables(config_path.read_text(), name, profile)
     else:
         text = tomli_w.dumps({"default_profile": name, "profiles": {name: profile}})
-    config_path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(config_path.parent)
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from pushctl.paths import make_private_dir
+
 # Apple marks APNs client certificates with these extensions (development / production).
 APPLE_DEVELOPMENT_OID = ObjectIdentifier("1.2.840.113635.100.6.3.1")
 APPLE_PRODUCTION_OID = ObjectIdentifier("1.2.840.113635.100.6.3.2")
@@ -52,7 +54,7 @@ def _now() -> dt.datetime:
 
 def ensure_certificates(state_dir: Path) -> CertPaths:
     """Create the CA and server certificate in ``state_dir`` unless they already exist."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state_dir)
     paths = CertPaths(
         state_dir / "ca.pem", state_dir / "ca-key.pem", state_dir / "server.pem", state_dir / "server-key.pem"
     )
@@ -155,7 +157,7 @@ def issue_client_certificate(
     if environment in ("production", "both"):
         builder = builder.add_extension(x509.UnrecognizedExtension(APPLE_PRODUCTION_OID, b"\x05\x00"), False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_dir(directory)
     stem = (topic or "no-topic").replace("/", "_")
     cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
+from pushctl.emulator.admin import admin_headers, ensure_admin_token, refusal
 from pushctl.emulator.emulator import (
     ENDPOINTS_FILE,
     Emulator,
@@ -77,7 +78,7 @@ from pushctl.emulator.scenario import Scenario
 from pushctl.emulator.server import Request, Response, json_response
 from pushctl.emulator.tls import ensure_certificates
 from pushctl.errors import InputError
-from pushctl.paths import default_emulator_state_dir
+from pushctl.paths import default_emulator_state_dir, make_private_dir, write_private
 
 THROUGHPUT_NOTE = (
     "Measured on the 2-core dev VM (benchmarks/send_bench.py --sink emulator, 50,000 devices, "
@@ -158,11 +159,11 @@ def merge_admin(method: str, path: str, views: list[Any]) -> Any:
     }
 
 
-def _fetch(admin_url: str, method: str, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+def _fetch(admin_url: str, method: str, path: str, token: str, timeout: float = 10.0) -> tuple[int, Any]:
     parts = urlsplit(admin_url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
-        conn.request(method, path)
+        conn.request(method, path, headers=admin_headers(token))
         response = conn.getresponse()
         return response.status, json.loads(response.read())
     finally:
@@ -211,7 +212,7 @@ class WorkerEmulator(Emulator):
         views = [body]
         for url in self.peers:
             try:
-                peer_status, peer_body = _fetch(url, req.method, req.path)
+                peer_status, peer_body = _fetch(url, req.method, req.path, self.admin_token)
             except (OSError, ValueError, http.client.HTTPException) as exc:
                 return json_response(503, {"error": f"emulator worker at {url} did not answer: {exc}"})
             if peer_status != 200:
@@ -227,7 +228,10 @@ class _AdminHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _answer(self) -> None:
-        status, body = self.emulator.admin_view(self.command, self.path)
+        # Plain HTTP on loopback, but the same token as the shared port: another local user
+        # could find this port too.
+        refused = refusal(self.headers.get("authorization"), self.emulator.admin_token)
+        status, body = refused or self.emulator.admin_view(self.command, self.path)
         data = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
@@ -358,6 +362,8 @@ class EmulatorWorkers:
         self.fcm_port = 0
         self.workers: list[WorkerInfo] = []
         self._procs: list[subprocess.Popen[str]] = []
+        self.admin_token = ""
+        """The admin endpoints' bearer token (the state dir's, set by :meth:`start`)."""
 
     # -- addresses (as Emulator) ----------------------------------------------------------------
 
@@ -389,8 +395,9 @@ class EmulatorWorkers:
 
         Raises :class:`InputError` when a port cannot be used, ``RuntimeError`` when a worker fails.
         """
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.state_dir)
         ensure_certificates(self.state_dir)
+        self.admin_token = ensure_admin_token(self.state_dir)  # before the workers read it
         reserved: list[socket.socket] = []
         try:
             for port in self._wanted_ports:
@@ -525,13 +532,17 @@ class EmulatorWorkers:
             "pid": os.getpid(),
             "workers": [dataclasses.asdict(w) for w in self.workers],
         }
-        (self.state_dir / ENDPOINTS_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        write_private(self.state_dir / ENDPOINTS_FILE, json.dumps(info, indent=2) + "\n")
+
+    def admin_headers(self) -> dict[str, str]:
+        """The ``authorization`` header for the ``/_emulator/`` endpoints (after start)."""
+        return admin_headers(self.admin_token)
 
     def admin(self, method: str, path: str) -> tuple[int, Any]:
         """Ask every worker's private admin port and merge: (status, JSON), like the shared port."""
         views = []
         for worker in self.workers:
-            status, body = _fetch(worker.admin_url, method, path)
+            status, body = _fetch(worker.admin_url, method, path, self.admin_token)
             if status != 200:
                 return status, body
             views.append(body)

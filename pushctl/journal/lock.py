@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pushctl.errors import CampaignLocked
+from pushctl.paths import open_private_fd
 
 
 class CampaignLock:
@@ -23,10 +24,9 @@ class CampaignLock:
     """
 
     def __init__(self, path: Path, campaign_id: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # os.open fds are not inherited by child processes, so a spawned emulator or helper
         # cannot keep the lock alive after we die.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_private_fd(path, "r+")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

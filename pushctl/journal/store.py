@@ -46,6 +46,7 @@ from pushctl.journal.lock import CampaignLock, is_locked
 from pushctl.journal.reports import RunInfo
 from pushctl.model import Platform
 from pushctl.outcome import Result
+from pushctl.paths import create_private
 
 __all__ = ["DeviceState", "Journal", "Run", "RunInfo", "validate_campaign_id"]
 
@@ -151,7 +152,9 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private before SQLite touches it: SQLite gives the -wal and -shm files it creates
+            # the database file's mode, so all three are 0600 whatever the umask.
+            create_private(self.path)
             # Autocommit mode: transactions are explicit (one BEGIN ... COMMIT per batch).
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout = 5000")
@@ -164,6 +167,12 @@ class Journal:
                 hint="point --journal (or PUSHCTL_JOURNAL) at a pushctl journal, or a new file",
             ) from None
         self._open_runs: list[Run] = []
+
+    @staticmethod
+    def files(path: Path) -> list[Path]:
+        """The database at ``path`` and the ``-wal`` / ``-shm`` files SQLite keeps beside it."""
+        path = Path(path)
+        return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
 
     @property
     def lock_dir(self) -> Path:

@@ -18,7 +18,7 @@ from pushctl.credentials import ApnsCertificate, ApnsTokenKey, load_apns_certifi
 from pushctl.errors import ConfigError, ProviderUnavailable
 from pushctl.message import APNS_LIMIT, ApnsRequest, Notification, build_apns
 from pushctl.model import Device, Platform
-from pushctl.paths import data_dir
+from pushctl.paths import data_dir, write_private
 from pushctl.providers.base import Attempt, AttemptKind, classify_apns, parse_retry_after
 from pushctl.transport import ConnectionLost, H2Pool, make_ssl_context
 
@@ -86,11 +86,8 @@ class JwtSigner:
         key = self._key
         record = {"kid": key.key_id, "iss": key.team_id, "iat": self._issued, "token": self._token}
         with contextlib.suppress(OSError):  # a cache that cannot be written only costs a new token
-            self._cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._cache.with_name(f"{self._cache.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(record, fh)
+            write_private(tmp, json.dumps(record))
             os.replace(tmp, self._cache)
 
     def token(self) -> str:
