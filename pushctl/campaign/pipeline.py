@@ -123,6 +123,12 @@ class Pipeline:
                 invalid = self.journal.known_invalid(tokens)
             if c.cap is not None:
                 counts = self.journal.delivered_counts_since(tokens, c.cap.since(self.now).timestamp())
+        if self.run is not None:
+            # Who each device belongs to, so `pushctl forget --user` can find it (only when the
+            # audience has a user_id column; written with the chunk's in-flight marks).
+            users = [(d.token, uid) for d in chunk if (uid := d.attrs.get("user_id"))]
+            if users:
+                self.run.note_users(users)
         items: list[WorkItem] = []
         for device in chunk:
             if states.get(device.token) is DeviceState.SETTLED:

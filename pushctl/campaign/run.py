@@ -173,6 +173,7 @@ async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> Campai
     if warning := exposure_warning(Journal.files(spec.journal_path), "journal"):
         hooks.on_event(Event("warning", warning))
     with Journal(spec.journal_path) as journal:
+        _apply_retention(spec, journal, hooks)
         run = journal.open_run(
             campaign_id,
             template_fp=template.fingerprint,
@@ -203,6 +204,24 @@ async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> Campai
         duplicates=reader.stats.duplicates,
         stopped_reason=stopped,
     )
+
+
+def _apply_retention(spec: CampaignSpec, journal: Journal, hooks: Hooks) -> None:
+    """The profile's ``journal.retention``: before each send, drop the per-device rows of runs that
+    ended longer ago (summaries stay). No VACUUM here: it would hold up the send; the freed pages
+    are zeroed and reused, and ``pushctl runs prune`` shrinks the file."""
+    setting = spec.profile.journal.retention
+    period = spec.profile.journal.retention_period
+    if period is None:
+        return
+    report = journal.prune(period, vacuum=False)
+    if report.total:
+        before = datetime.fromtimestamp(report.cutoff).isoformat(sep=" ", timespec="minutes")
+        hooks.on_event(Event(
+            "info",
+            f"journal retention {setting}: removed {report.total:,} rows of {len(report.runs):,} "
+            f"run(s) that ended before {before} (their summaries are kept)",
+        ))
 
 
 async def _send(

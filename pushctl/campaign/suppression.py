@@ -41,11 +41,13 @@ class SuppressionList:
     """Plain-text entries, matched as a token or a user id -> the file name."""
     loaded: int = 0
     """Entries read from all files, duplicates included."""
+    option: str = "--suppress"
+    """The option that named the files (``pushctl forget --from`` reads the same format)."""
 
     @classmethod
-    def load(cls, paths: Sequence[Path]) -> SuppressionList:
+    def load(cls, paths: Sequence[Path], *, option: str = "--suppress") -> SuppressionList:
         """Read every file in ``paths``; raises InputError naming ``file:line`` on a bad file."""
-        result = cls()
+        result = cls(option=option)
         for path in paths:
             result.add_file(Path(path))
         return result
@@ -54,17 +56,21 @@ class SuppressionList:
         """Distinct suppressed values (a value listed as both token and user id counts once)."""
         return len(self.tokens.keys() | self.user_ids.keys() | self.either.keys())
 
+    @property
+    def _noun(self) -> str:
+        return "suppression file" if self.option == "--suppress" else "file"
+
     def add_file(self, path: Path) -> int:
         """Add one file's entries; returns how many it had."""
         try:
             with path.open(encoding="utf-8-sig", newline="") as fh:
                 lines = fh.read().splitlines()
         except FileNotFoundError:
-            raise InputError("no such suppression file", file=path, field="--suppress") from None
+            raise InputError(f"no such {self._noun}", file=path, field=self.option) from None
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-            message = f"cannot read suppression file: {reason}"
-            raise InputError(message, file=path, field="--suppress") from None
+            message = f"cannot read {self._noun}: {reason}"
+            raise InputError(message, file=path, field=self.option) from None
         first = next((ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), "")
         header = [c.strip().lower() for c in next(csv.reader([first]))] if first else []
         if path.suffix.lower() == ".csv" or any(c in header for c in _COLUMNS):
@@ -97,12 +103,12 @@ class SuppressionList:
                     header = [cell.strip().lower() for cell in row]
                     if not any(c in header for c in _COLUMNS):
                         message = "no 'token' or 'user_id' column in the header"
-                        raise InputError(message, file=path, line=lineno, field="--suppress")
+                        raise InputError(message, file=path, line=lineno, field=self.option)
                     indexes = [(header.index(c), c) for c in _COLUMNS if c in header]
                     continue
                 if len(row) > len(header):
                     message = f"{len(row)} fields but the header has {len(header)}"
-                    raise InputError(message, file=path, line=lineno, field="--suppress")
+                    raise InputError(message, file=path, line=lineno, field=self.option)
                 for index, column in indexes:
                     value = row[index].strip() if index < len(row) else ""
                     if value:
@@ -110,7 +116,7 @@ class SuppressionList:
                         target.setdefault(value, path.name)
                         count += 1
         except csv.Error as exc:
-            raise InputError(f"bad CSV: {exc}", file=path, line=rows.line_num, field="--suppress") from None
+            raise InputError(f"bad CSV: {exc}", file=path, line=rows.line_num, field=self.option) from None
         return count
 
     def source_for(self, device: Device) -> str | None:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "tokens": CommandEntry("tokens_cmd", "Check device tokens without sending anything."),
     "runs": CommandEntry("runs_cmd", "Inspect campaign runs recorded in the journal."),
+    "forget": CommandEntry("forget_cmd", "Erase users' and devices' personal data from the journal."),
     "credentials": CommandEntry("credentials_cmd", "Check APNs keys/certificates and FCM service accounts."),
     "config": CommandEntry("config_cmd", "Create, inspect and edit config profiles (TOML)."),
     "emulator": CommandEntry("emulator_cmd", "Local APNs + FCM emulator for rehearsals and tests."),

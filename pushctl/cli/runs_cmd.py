@@ -1,4 +1,4 @@
-"""`pushctl runs`: list, show, export and prune-list the campaigns in the journal."""
+"""`pushctl runs`: list, show, export and prune-list the campaigns in the journal; prune old ones."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pushctl.cli.console import OutputFormat
+from pushctl.cli.journals import JournalsOption, resolve_journals
 from pushctl.cli.results_view import result_json_line, show_results
 from pushctl.cli.state import get_state
 from pushctl.delivery import RESULT_FIELDS
@@ -130,6 +131,11 @@ def show_cmd(
         journal = _require(maybe, journal_opt)
         info = journal.run_info(campaign_id)
         summary = journal.summary(campaign_id)
+        if info.removed:
+            why = f"pruned on {_when(info.pruned_at)}" if info.pruned_at else "forgotten"
+            terminal.info(
+                f"{info.removed:,} devices' rows were removed ({why}): counted in the summary, not listed"
+            )
         if info.inflight:
             terminal.warn(
                 f"{info.inflight:,} devices were in flight when the run stopped; "
@@ -210,6 +216,61 @@ def prune_list_cmd(
             count += 1
     if out is not None:
         get_state().terminal.info(f"wrote {count:,} invalid tokens to {out}")
+
+
+@runs_app.command("prune")
+def prune_cmd(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Runs that ended longer ago than this (36h, 90d, 12w). "
+            "Default: the profile's journal.retention.",
+        ),
+    ] = None,
+    journal_opt: JournalsOption = None,
+) -> None:
+    """Delete the per-device rows of old runs, keeping their summaries; then shrink the file.
+
+    Runs that ended (finished, stopped, or abandoned by a dead process) longer ago than AGE lose
+    their per-device rows and user links (every table registered as personal data); runs list /
+    runs show keep their counts. A run being sent is never touched. VACUUM then rewrites the file
+    without the deleted data. Running it again removes nothing more. With journal.retention set
+    in the profile, every pushctl send does the same first (without the VACUUM).
+    """
+    from pushctl.config import parse_age, resolve_profile
+
+    state = get_state()
+    terminal = state.terminal
+    profile = resolve_profile(state.config_path, state.profile)
+    if older_than is not None:
+        age = parse_age(older_than, field="--older-than")
+    elif profile.journal.retention_period is not None:
+        age = profile.journal.retention_period
+    else:
+        raise InputError(
+            "how old must a run be to lose its device rows?",
+            field="--older-than",
+            hint="give --older-than 90d, or set it once: pushctl config set journal.retention 90d",
+        )
+    reports = []
+    for path in resolve_journals(journal_opt, state, profile):
+        with Journal(path) as journal:
+            reports.append(journal.prune(age))
+    if terminal.json:
+        for report in reports:
+            terminal.json_line(report.to_dict())
+        return
+    terminal.table(
+        ["journal", "runs pruned", "rows removed", "vacuum", "bytes"],
+        [
+            (r.journal, len(r.runs), r.total, r.vacuum, f"{r.size_before:,} -> {r.size_after:,}")
+            for r in reports
+        ],
+        title=f"Pruned: runs that ended before {_when(reports[0].cutoff)}",
+        caption="run summaries are kept (runs list / runs show)",
+    )
 
 
 def register(app: typer.Typer) -> None:

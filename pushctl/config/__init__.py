@@ -6,16 +6,20 @@ comments, with mode 0600.
 from pushctl.config.edit import save_profile, set_in_text, set_value, write_private
 from pushctl.config.profiles import (
     ENV_OVERRIDES,
+    JournalSettings,
     Profile,
     config_path,
+    parse_age,
     redacted,
     resolve_profile,
 )
 
 __all__ = [
     "ENV_OVERRIDES",
+    "JournalSettings",
     "Profile",
     "config_path",
+    "parse_age",
     "redacted",
     "resolve_profile",
     "save_profile",

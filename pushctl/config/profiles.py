@@ -42,6 +42,7 @@ import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -123,6 +124,32 @@ class SenderSettings:
 
 
 @dataclass
+class JournalSettings:
+    """The ``[profiles.<name>.journal]`` table: how long the journal keeps personal data."""
+
+    retention: str | None = None
+    """e.g. ``90d``: the per-device rows of runs that ended longer ago are deleted at the start of
+    each ``pushctl send`` and by ``pushctl runs prune`` (run summaries are kept)."""
+
+    @property
+    def retention_period(self) -> timedelta | None:
+        return parse_age(self.retention, field="journal.retention") if self.retention else None
+
+
+_AGE = re.compile(r"(\d+)\s*([hdw])")
+_AGE_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str, *, field: str | None = None) -> timedelta:
+    """``90d``, ``12w`` or ``36h`` (hours, days, weeks; > 0) as a timedelta; ConfigError otherwise."""
+    m = _AGE.fullmatch(text.strip().lower())
+    if m is None or int(m.group(1)) == 0:
+        raise ConfigError(f"not an age: {text!r}", field=field,
+                          hint="a whole number of hours, days or weeks, e.g. 36h, 90d, 12w")
+    return timedelta(seconds=int(m.group(1)) * _AGE_UNITS[m.group(2)])
+
+
+@dataclass
 class Profile:
     """One resolved profile; ``source`` is the file it came from (None: no file)."""
 
@@ -131,10 +158,13 @@ class Profile:
     fcm: FcmSettings = field(default_factory=FcmSettings)
     ca_file: Path | None = None
     sender: SenderSettings = field(default_factory=SenderSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
     source: Path | None = None
 
 
-SECTIONS: dict[str, type[Any]] = {"apns": ApnsSettings, "fcm": FcmSettings, "sender": SenderSettings}
+SECTIONS: dict[str, type[Any]] = {
+    "apns": ApnsSettings, "fcm": FcmSettings, "sender": SenderSettings, "journal": JournalSettings,
+}
 PROFILE_KEYS = ("ca_file", *SECTIONS)
 TOP_KEYS = ("default_profile", "profiles")
 _PATH_FIELDS = {"key_file", "cert_file", "cert_key_file", "service_account", "journal", "ca_file"}
@@ -278,6 +308,11 @@ def _convert(
         raise fail("a non-empty string")
     if key == "environment" and value not in ENVIRONMENTS:
         raise fail("'sandbox' or 'production'")
+    if key == "retention":
+        try:
+            parse_age(value)
+        except ConfigError:
+            raise fail("an age such as 90d, 12w or 36h") from None
     if key == "endpoint" or key == "token_uri":
         if not value.startswith(("https://", "http://")):
             raise fail("an https:// URL")

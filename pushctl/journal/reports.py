@@ -1,5 +1,8 @@
 """Read-side queries of the campaign journal: run listings, results, prune lists, summaries.
 
+Counts are the remaining device rows plus ``run_tallies``: the rows ``forget`` and retention
+removed, folded into per-run counts first, so a run's totals never change when its rows go.
+
 Plain functions over a ``sqlite3.Connection`` so :mod:`pushctl.journal.store` stays about writing;
 :class:`pushctl.journal.store.Journal` exposes them as methods.
 """
@@ -46,6 +49,10 @@ class RunInfo:
     """Settled devices per outcome."""
     inflight: int = 0
     """Devices sent but never answered (the process died): a resume re-sends them."""
+    removed: int = 0
+    """Devices counted above whose rows were removed (``forget``, retention): not listed any more."""
+    pruned_at: float | None = None
+    """When retention removed this run's device rows (None: never)."""
 
     @property
     def total(self) -> int:
@@ -64,6 +71,8 @@ class RunInfo:
             "total": self.total,
             "outcomes": {str(o): self.counts.get(str(o), 0) for o in Outcome},
             "inflight": self.inflight,
+            "removed": self.removed,
+            "pruned_at": self.pruned_at,
             "template_fp": self.template_fp,
             "audience_fp": self.audience_fp,
             "options": self.options,
@@ -82,8 +91,15 @@ def _placeholders(n: int) -> str:
 
 _RUN_COLUMNS = (
     "campaign_id, template_fp, audience_fp, options_json, created_at, started_at, "
-    "finished_at, status, stopped_reason, runs_count"
+    "finished_at, status, stopped_reason, runs_count, pruned_at"
 )
+
+# Per outcome: the remaining device rows, then the removed ones ('' = in flight).
+_COUNTS_SQL = """
+SELECT COALESCE(outcome, ''), COUNT(*), 0 FROM devices WHERE campaign_id = ? GROUP BY outcome
+UNION ALL
+SELECT outcome, SUM(devices), SUM(devices) FROM run_tallies WHERE campaign_id = ? GROUP BY outcome
+"""
 
 
 def _run_info(conn: sqlite3.Connection, row: tuple[Any, ...]) -> RunInfo:
@@ -98,14 +114,14 @@ def _run_info(conn: sqlite3.Connection, row: tuple[Any, ...]) -> RunInfo:
         status=row[7],
         stopped_reason=row[8],
         runs_count=row[9],
+        pruned_at=row[10],
     )
-    for outcome, count in conn.execute(
-        "SELECT outcome, COUNT(*) FROM devices WHERE campaign_id = ? GROUP BY outcome", (info.campaign_id,)
-    ):
-        if outcome is None:
-            info.inflight = count
+    for outcome, count, removed in conn.execute(_COUNTS_SQL, (info.campaign_id, info.campaign_id)):
+        if outcome == "":
+            info.inflight += count
         else:
-            info.counts[outcome] = count
+            info.counts[outcome] = info.counts.get(outcome, 0) + count
+        info.removed += removed
     return info
 
 
@@ -196,8 +212,11 @@ def summary(conn: sqlite3.Connection, campaign_id: str) -> Summary:
         "SELECT outcome, reason, variant, platform, COUNT(*), "
         "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END) "
         "FROM devices WHERE campaign_id = ? AND outcome IS NOT NULL "
-        "GROUP BY outcome, reason, variant, platform",
-        (campaign_id,),
+        "GROUP BY outcome, reason, variant, platform "
+        "UNION ALL "
+        "SELECT outcome, reason, variant, platform, devices, retries "
+        "FROM run_tallies WHERE campaign_id = ? AND outcome != ''",
+        (campaign_id, campaign_id),
     )
     for outcome, reason, variant, platform, count, retries in rows:
         result.total += count

@@ -33,15 +33,19 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import pushctl.journal.erasure as erasure
 import pushctl.journal.reports as reports
+import pushctl.journal.schema as schema
 from pushctl import clock
 from pushctl.delivery import Summary
 from pushctl.errors import InputError
+from pushctl.journal.erasure import ForgetReport, PruneReport
 from pushctl.journal.lock import CampaignLock, is_locked
 from pushctl.journal.reports import RunInfo
 from pushctl.model import Platform
@@ -54,65 +58,6 @@ FLUSH_ROWS = 500
 FLUSH_SECONDS = 0.2
 CAMPAIGN_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 COLLAPSE_ID_MAX = 64  # bytes: APNs' limit on apns-collapse-id
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    campaign_id    TEXT PRIMARY KEY,
-    template_fp    TEXT NOT NULL,
-    audience_fp    TEXT NOT NULL,
-    options_json   TEXT NOT NULL DEFAULT '{}',
-    created_at     REAL NOT NULL,
-    started_at     REAL NOT NULL,
-    finished_at    REAL,
-    status         TEXT NOT NULL,
-    stopped_reason TEXT,
-    runs_count     INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS devices (
-    campaign_id   TEXT NOT NULL,
-    token         TEXT NOT NULL,
-    platform      TEXT NOT NULL,
-    line          INTEGER NOT NULL DEFAULT 0,
-    variant       TEXT NOT NULL DEFAULT '',
-    state         TEXT NOT NULL,
-    outcome       TEXT,
-    reason        TEXT,
-    status        INTEGER,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    latency_ms    REAL,
-    provider_id   TEXT,
-    first_sent_at REAL,
-    settled_at    REAL,
-    PRIMARY KEY (campaign_id, token)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS devices_by_token ON devices (token, outcome, settled_at);
-"""
-
-_MARK_SQL = """
-INSERT INTO devices (campaign_id, token, platform, line, variant, state, first_sent_at)
-VALUES (?, ?, ?, ?, ?, 'inflight', ?)
-ON CONFLICT (campaign_id, token) DO UPDATE SET
-    platform = excluded.platform, line = excluded.line, variant = excluded.variant,
-    state = 'inflight', first_sent_at = COALESCE(devices.first_sent_at, excluded.first_sent_at)
-"""
-
-# A result may arrive without a prior mark (skipped / deferred rows are never sent), so upsert;
-# keep the marked line / variant when the result does not carry them.
-_RECORD_SQL = """
-INSERT INTO devices (campaign_id, token, platform, line, variant, state, outcome, reason, status,
-                     attempts, latency_ms, provider_id, first_sent_at, settled_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (campaign_id, token) DO UPDATE SET
-    platform = excluded.platform,
-    line = CASE WHEN excluded.line != 0 THEN excluded.line ELSE devices.line END,
-    variant = CASE WHEN excluded.variant != '' THEN excluded.variant ELSE devices.variant END,
-    state = excluded.state, outcome = excluded.outcome, reason = excluded.reason,
-    status = excluded.status, attempts = excluded.attempts, latency_ms = excluded.latency_ms,
-    provider_id = excluded.provider_id,
-    first_sent_at = COALESCE(devices.first_sent_at, excluded.first_sent_at),
-    settled_at = excluded.settled_at
-"""
-
 
 class DeviceState(StrEnum):
     """Where a device stands in a campaign, as :meth:`Run.lookup` reports it."""
@@ -160,7 +105,7 @@ class Journal:
             self._conn.execute("PRAGMA busy_timeout = 5000")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")  # durable across kill -9: see module doc
-            self._conn.executescript(SCHEMA)
+            schema.create(self._conn)
         except (OSError, sqlite3.DatabaseError) as exc:
             raise InputError(
                 f"cannot open the journal: {exc}", file=self.path, field="--journal",
@@ -245,7 +190,7 @@ class Journal:
         options_json = json.dumps(dict(options), sort_keys=True, default=str)
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT template_fp, audience_fp FROM runs WHERE campaign_id = ?", (campaign_id,)
+                "SELECT template_fp, audience_fp, pruned_at FROM runs WHERE campaign_id = ?", (campaign_id,)
             ).fetchone()
             if row is None:
                 conn.execute(
@@ -254,6 +199,15 @@ class Journal:
                     (campaign_id, template_fp, audience_fp, options_json, now, now),
                 )
                 return False
+            if row[2] is not None and not force:
+                # Its device rows are gone: continuing it would send every device again.
+                when = datetime.fromtimestamp(row[2]).isoformat(sep=" ", timespec="minutes")
+                raise InputError(
+                    f"campaign {campaign_id} ended long ago and its device rows were pruned on {when} "
+                    "(journal retention): continuing it would send to every device again",
+                    field="--campaign",
+                    hint="use a new --campaign id, or --force to send it again",
+                )
             for what, old, new in (("template", row[0], template_fp), ("audience", row[1], audience_fp)):
                 if old != new and not force:
                     raise InputError(
@@ -264,7 +218,7 @@ class Journal:
                     )
             conn.execute(
                 "UPDATE runs SET template_fp = ?, audience_fp = ?, options_json = ?, started_at = ?, "
-                "finished_at = NULL, status = 'running', stopped_reason = NULL, "
+                "finished_at = NULL, status = 'running', stopped_reason = NULL, pruned_at = NULL, "
                 "runs_count = runs_count + 1 WHERE campaign_id = ?",
                 (template_fp, audience_fp, options_json, now, campaign_id),
             )
@@ -314,6 +268,20 @@ class Journal:
         self._flush_open_runs()
         return reports.delivered_counts_since(self._conn, tokens, since)
 
+    # -- erasure and retention (see pushctl.journal.erasure) ------------------
+
+    def forget(self, *, users: Sequence[str] = (), tokens: Sequence[str] = ()) -> ForgetReport:
+        """Delete every registered row of these users (and their tokens) and tokens; run totals stay."""
+        self._flush_open_runs()
+        return erasure.forget(self._conn, self.path, self.lock_dir, users=users, tokens=tokens)
+
+    def prune(self, older_than: timedelta, *, vacuum: bool = True) -> PruneReport:
+        """Delete per-device rows of runs that ended more than ``older_than`` ago; summaries stay."""
+        self._flush_open_runs()
+        now = clock.timestamp()
+        cutoff = now - older_than.total_seconds()
+        return erasure.prune(self._conn, self.path, self.lock_dir, cutoff=cutoff, now=now, vacuum=vacuum)
+
     def known_invalid(self, tokens: Sequence[str]) -> set[str]:
         """The tokens some run (any campaign) found invalid."""
         self._flush_open_runs()
@@ -333,6 +301,7 @@ class Run:
         self._conn = journal._conn
         self._lock = lock
         self._buffer: list[tuple[Any, ...]] = []
+        self._users: list[tuple[str, str, str]] = []
         # token -> state of buffered results, so lookup() sees them before they are flushed.
         self._pending: dict[str, DeviceState] = {}
         self._last_flush = time.monotonic()
@@ -366,7 +335,12 @@ class Run:
         ]
         with self._journal._transaction() as conn:
             self._write_buffer(conn)
-            conn.executemany(_MARK_SQL, rows)
+            conn.executemany(schema.MARK_SQL, rows)
+
+    def note_users(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Remember ``(token, user_id)`` pairs of this campaign's audience (written with the next
+        batch), so ``pushctl forget --user`` can find the user's devices later."""
+        self._users.extend((self.campaign_id, token, user_id) for token, user_id in pairs)
 
     def record(self, result: Result) -> None:
         """Buffer one device's result; written when 500 are buffered or 0.2 s have passed.
@@ -390,14 +364,17 @@ class Run:
 
     def flush(self) -> None:
         """Write buffered results in one transaction."""
-        if self._buffer:
+        if self._buffer or self._users:
             with self._journal._transaction() as conn:
                 self._write_buffer(conn)
         self._last_flush = time.monotonic()
 
     def _write_buffer(self, conn: sqlite3.Connection) -> None:
+        if self._users:
+            conn.executemany(schema.USER_SQL, self._users)
+            self._users.clear()
         if self._buffer:
-            conn.executemany(_RECORD_SQL, self._buffer)
+            conn.executemany(schema.RECORD_SQL, self._buffer)
             self._buffer.clear()
             self._pending.clear()
 
