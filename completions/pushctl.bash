@@ -17,11 +17,11 @@ _pushctl_complete() {
 }
 _pushctl_subcommands() {
     case "$1" in
-        "") echo "config credentials emulator render runs send tokens" ;;
+        "") echo "config credentials emulator forget render runs send tokens" ;;
         "config") echo "init path set show" ;;
         "credentials") echo "check" ;;
         "emulator") echo "inbox issue-cert run" ;;
-        "runs") echo "export list prune-list show" ;;
+        "runs") echo "export list prune prune-list show" ;;
         "tokens") echo "check" ;;
     esac
 }
@@ -39,10 +39,12 @@ _pushctl_options() {
         "emulator inbox") echo "--state-dir --token -t" ;;
         "emulator issue-cert") echo "--environment --out-dir --state-dir" ;;
         "emulator run") echo "--apns-port --fcm-port --no-profile --profile-name --scenario --seed --state-dir --workers" ;;
+        "forget") echo "--from --journal --token --user -t -u" ;;
         "render") echo "--audience --campaign --format --on-bad-row --platform --row --token --topic --variant -a -f" ;;
         "runs") echo "" ;;
         "runs export") echo "--format --journal --out -f" ;;
         "runs list") echo "--journal --limit -n" ;;
+        "runs prune") echo "--journal --older-than" ;;
         "runs prune-list") echo "--journal --out" ;;
         "runs show") echo "--journal --limit --show" ;;
         "send") echo "--at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where -a -c -f" ;;
