@@ -62,6 +62,12 @@ max_attempts = 8                           # per device, including the first try
 # default_timezone = "UTC"                 # for devices without a timezone column
 # journal = "~/.local/share/pushctl/journal.sqlite3"
 
+# How long the journal keeps each device's results (personal data): runs that ended longer ago
+# lose their per-device rows at the start of each send and with `pushctl runs prune` (run
+# summaries stay). Unset: kept until you prune or forget them.
+# [profiles.{name}.journal]
+# retention = "90d"                        # hours, days or weeks: 36h, 90d, 12w
+
 # A staging profile: uncomment and adjust. Use it with --profile staging.
 # [profiles.staging.apns]
 # environment = "sandbox"

@@ -21,6 +21,7 @@ JournalsOption = Annotated[
     typer.Option(
         "--journal",
         envvar="PUSHCTL_JOURNAL",
+        metavar="PATH|GLOB",
         help="Journal, or a quoted glob of shard journals "
         "(default: the profile's sender.journal, else the user data dir's).",
     ),
