@@ -93,19 +93,31 @@ def derive_id(spec: CampaignSpec, template: Template, reader: AudienceReader) ->
 
 def build_providers(spec: CampaignSpec) -> tuple[dict[str, Provider], dict[str, str]]:
     """Providers the profile has credentials for, and a skip reason for the ones it has not."""
+    return providers_for(
+        spec.profile, max_connections=spec.max_connections, validate_only=spec.validate_only,
+        password=spec.password,
+    )  # fmt: skip
+
+
+def providers_for(
+    profile: Profile,
+    *,
+    max_connections: int = 4,
+    validate_only: bool = False,
+    password: Callable[[], bytes | None] | None = None,
+) -> tuple[dict[str, Provider], dict[str, str]]:
+    """Providers ``profile`` has credentials for, and a skip reason for the ones it has not
+    (any sender of work items uses this: campaigns and trigger rules alike)."""
     providers: dict[str, Provider] = {}
     missing: dict[str, str] = {}
-    configured = {"apns": spec.profile.apns.configured, "fcm": spec.profile.fcm.configured}
+    configured = {"apns": profile.apns.configured, "fcm": profile.fcm.configured}
     for name, ok in configured.items():
         if not ok:
             missing[name] = f"no_{name}_credentials"
             continue
         factory = get_provider_factory(name)
         providers[name] = factory(
-            spec.profile,
-            max_connections=spec.max_connections,
-            validate_only=spec.validate_only,
-            password=spec.password,
+            profile, max_connections=max_connections, validate_only=validate_only, password=password
         )
     if not providers:
         raise CredentialFileError(

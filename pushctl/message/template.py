@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ def _compile(src: schema.Source, value: Any, path: schema.PathT) -> Any:
             compiled = _ENV.from_string(value)
         except jinja2.TemplateSyntaxError as exc:
             raise src.error(f"template syntax: {exc.message}", path) from None
-        return _Expr(compiled, value, schema.dotted(path), src.line(path))
+        return _Expr(compiled, value, src.field(path), src.line(path))
     if isinstance(value, dict):
         return {k: _compile(src, v, (*path, k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -211,8 +212,10 @@ class _Variant:
 class Template:
     """A loaded, checked and compiled notification template. Build with :meth:`load`."""
 
-    def __init__(self, path: Path, raw: bytes) -> None:
-        src = schema.parse(path, raw)
+    def __init__(self, path: Path, raw: bytes, *, source: schema.Source | None = None) -> None:
+        """Check and compile ``raw`` (the template file's bytes); with ``source``, a template
+        already parsed out of another YAML file (``raw`` is then only fingerprinted)."""
+        src = source if source is not None else schema.parse(path, raw)
         schema.validate(src)
         data = src.data
         self.path = path
@@ -319,8 +322,9 @@ class Template:
             self._specs[key] = spec
         return spec
 
-    def context(self, device: Device) -> dict[str, Any]:
-        """The variables a device's fields render with: defaults, then the row's columns."""
+    def context(self, device: Device, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The variables a device's fields render with: defaults, then the row's columns, then
+        ``extra`` (a trigger rule's ``event``, ``events`` and ``event_count``)."""
         ctx: dict[str, Any] = dict(self.defaults)
         for name, value in device.attrs.items():
             # An empty cell means "no value": the default (if any) fills it.
@@ -328,10 +332,14 @@ class Template:
                 ctx[name] = value
         ctx["token"] = device.token
         ctx["platform"] = str(device.platform)
+        if extra:
+            ctx.update(extra)
         return ctx
 
-    def render(self, device: Device, *, variant: str | None = None) -> Notification:
-        """Render the notification for one device.
+    def render(
+        self, device: Device, *, variant: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> Notification:
+        """Render the notification for one device (``extra``: more variables, see :meth:`context`).
 
         Without ``variant``, a template with variants picks one with :meth:`choose_variant`
         (campaign id ``""``). The variant's name is added as ``data["pushctl_variant"]``.
@@ -346,7 +354,7 @@ class Template:
         locale = self.match_locale(device.attrs.get("locale"))
         fields, dynamic = self._spec(locale, variant)
         if dynamic:
-            fields = _evaluate(fields, self.context(device), self.path, device)
+            fields = _evaluate(fields, self.context(device, extra), self.path, device)
         data = dict(fields.get("data", ()))
         if variant is not None:
             data["pushctl_variant"] = variant
