@@ -46,9 +46,20 @@ class RedisServer:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         args = [
-            server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
-            "--save", "", "--appendonly", "no", "--protected-mode", "no",
-        ]  # fmt: skip
+            server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ]
         self._log = (directory / "server.log").open("wb")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=directory)
         deadline = time.monotonic() + 15
@@ -62,7 +73,9 @@ class RedisServer:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the Redis server did not start: {(directory / 'server.log').read_text()}")
+                raise RuntimeError(
+                    f"the Redis server did not start: {(directory / 'server.log').read_text()}"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:

@@ -40,8 +40,15 @@ rules:
 
 
 def _users(tmp_path: Path, n: int) -> tuple[Path, dict[str, str]]:
-    rows = [{"token": ios(i) if i % 2 else fcm(i), "platform": "ios" if i % 2 else "android", "user_id": f"u{i}",
-             "name": f"User {i}"} for i in range(n)]  # fmt: skip
+    rows = [
+        {
+            "token": ios(i) if i % 2 else fcm(i),
+            "platform": "ios" if i % 2 else "android",
+            "user_id": f"u{i}",
+            "name": f"User {i}",
+        }
+        for i in range(n)
+    ]
     return directory_csv(tmp_path / "devices.csv", rows), {r["user_id"]: r["token"] for r in rows}
 
 
@@ -60,7 +67,9 @@ def _events(n: int, users: int, remind_every: int = 0) -> list[dict[str, Any]]:
     events = []
     for i in range(n):
         kind = "remind" if remind_every and i % remind_every == 0 else "ping"
-        events.append({"id": f"e{i}", "type": kind, "ts": at(i / 60), "user_id": f"u{i % users}", "data": {"n": i}})
+        events.append(
+            {"id": f"e{i}", "type": kind, "ts": at(i / 60), "user_id": f"u{i % users}", "data": {"n": i}}
+        )
     events.append({"id": "tick", "type": "tick", "ts": at(24 * 60), "user_id": "u0"})
     return events
 
@@ -83,10 +92,25 @@ def _inbox(emu: Emulator) -> dict[tuple[str, str], set[str | None]]:
     return seen
 
 
-def _argv(cfg: Path, rules: Path, url: str, stream: str, consumer: str, journal: Path, devices: Path) -> list[str]:
-    return pushctl_argv(cfg, "trigger", "run", str(rules), "--events",
-                        f"{url}?stream={stream}&group=g&consumer={consumer}", "--journal", str(journal),
-                        "--devices", str(devices), "--clock", "events", "--until-idle", "3")  # fmt: skip
+def _argv(
+    cfg: Path, rules: Path, url: str, stream: str, consumer: str, journal: Path, devices: Path
+) -> list[str]:
+    return pushctl_argv(
+        cfg,
+        "trigger",
+        "run",
+        str(rules),
+        "--events",
+        f"{url}?stream={stream}&group=g&consumer={consumer}",
+        "--journal",
+        str(journal),
+        "--devices",
+        str(devices),
+        "--clock",
+        "events",
+        "--until-idle",
+        "3",
+    )
 
 
 def _summary(done: Any) -> dict[str, Any]:
@@ -101,8 +125,14 @@ def test_two_consumers_in_one_group_split_the_stream(tmp_path: Path, redis_url: 
     rules.write_text(RULES.format(name="split"))
     with Emulator(tmp_path / "emu", latency_ms=2) as emu:
         cfg = emu.write_profile(tmp_path / "config.toml")
-        procs = [Pushctl(_argv(cfg, rules, redis_url, "split", f"c{i}", tmp_path / f"j{i}.sqlite3", devices),
-                         tmp_path, f"c{i}") for i in (1, 2)]  # fmt: skip
+        procs = [
+            Pushctl(
+                _argv(cfg, rules, redis_url, "split", f"c{i}", tmp_path / f"j{i}.sqlite3", devices),
+                tmp_path,
+                f"c{i}",
+            )
+            for i in (1, 2)
+        ]
         done = [p.wait(180) for p in procs]
         wait_for(lambda: emu.open_connections() == 0, "the clients to hang up")
         seen = _inbox(emu)

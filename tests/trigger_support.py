@@ -57,20 +57,39 @@ def events_file(path: Path, events: Iterable[dict[str, Any] | str]) -> Path:
     return path
 
 
-def invoke(*args: str, cfg: Path | None = None, output: str = "json") -> tuple[int, list[dict[str, Any]], str]:
+def invoke(
+    *args: str, cfg: Path | None = None, output: str = "json"
+) -> tuple[int, list[dict[str, Any]], str]:
     """Run pushctl in-process; (exit code, stdout JSON lines, stderr)."""
     head = ["--config", str(cfg), "--profile", "emulator"] if cfg is not None else []
     result = CliRunner().invoke(app, [*head, "-o", output, *args], env=ENV)
-    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")] if output == "json" else []
+    lines = (
+        [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        if output == "json"
+        else []
+    )
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, lines, result.stderr
 
 
-def run_rules(cfg: Path, rules: Path, events: Path, journal: Path, *extra: str) -> tuple[int, list[dict[str, Any]], str]:
+def run_rules(
+    cfg: Path, rules: Path, events: Path, journal: Path, *extra: str
+) -> tuple[int, list[dict[str, Any]], str]:
     """`trigger run` over a JSONL file with the event clock (delays need no waiting)."""
-    return invoke("trigger", "run", str(rules), "--events", str(events), "--journal", str(journal),
-                  "--clock", "events", *extra, cfg=cfg)  # fmt: skip
+    return invoke(
+        "trigger",
+        "run",
+        str(rules),
+        "--events",
+        str(events),
+        "--journal",
+        str(journal),
+        "--clock",
+        "events",
+        *extra,
+        cfg=cfg,
+    )
 
 
 def summary(lines: list[dict[str, Any]]) -> dict[str, Any]:

@@ -45,17 +45,26 @@ def import_(
         stats = j.directory().import_devices(reader, replace_all=replace)
         users, devices, invalid = j.directory().counts()
     summary = {
-        "type": "import", "file": str(audience), "devices": stats.devices, "users": stats.users,
-        "removed": stats.removed, "missing_user_id": stats.missing_user, "bad_rows": reader.stats.bad_rows,
-        "duplicates": reader.stats.duplicates, "directory_users": users, "directory_devices": devices,
+        "type": "import",
+        "file": str(audience),
+        "devices": stats.devices,
+        "users": stats.users,
+        "removed": stats.removed,
+        "missing_user_id": stats.missing_user,
+        "bad_rows": reader.stats.bad_rows,
+        "duplicates": reader.stats.duplicates,
+        "directory_users": users,
+        "directory_devices": devices,
         "invalid_marked": invalid,
-    }  # fmt: skip
+    }
     if t.json:
         t.json_line(summary)
     else:
-        t.print(f"imported {stats.devices:,} devices of {stats.users:,} users from {audience} "
-                f"({stats.removed:,} removed, {stats.missing_user:,} rows without user_id, "
-                f"{reader.stats.bad_rows:,} bad rows); the directory holds {devices:,} devices of {users:,} users")
+        t.print(
+            f"imported {stats.devices:,} devices of {stats.users:,} users from {audience} "
+            f"({stats.removed:,} removed, {stats.missing_user:,} rows without user_id, "
+            f"{reader.stats.bad_rows:,} bad rows); the directory holds {devices:,} devices of {users:,} users"
+        )
     for bad in reader.stats.bad_samples[:10]:
         t.warn(f"skipped {bad}")
 
@@ -69,22 +78,40 @@ def show(
     t = get_state().terminal
     path = _journal(journal)
     if not path.exists():
-        raise InputError("no journal here yet", file=path, field="--journal", hint="run `pushctl devices import` first")
+        raise InputError(
+            "no journal here yet", file=path, field="--journal", hint="run `pushctl devices import` first"
+        )
     with Journal(path) as j:
         entries = j.directory().devices(user, include_invalid=True)
     if not entries:
-        raise InputError(f"no devices for user '{user}' in the directory", hint="see `pushctl devices import`")
+        raise InputError(
+            f"no devices for user '{user}' in the directory", hint="see `pushctl devices import`"
+        )
     if t.json:
         for e in entries:
             d = e.device
-            t.json_line({"type": "device", "user_id": user, "token": d.token, "platform": str(d.platform),
-                         "attrs": d.attrs, "invalid": e.invalid_reason or None, "source": f"{d.source}:{d.line}"})
+            t.json_line(
+                {
+                    "type": "device",
+                    "user_id": user,
+                    "token": d.token,
+                    "platform": str(d.platform),
+                    "attrs": d.attrs,
+                    "invalid": e.invalid_reason or None,
+                    "source": f"{d.source}:{d.line}",
+                }
+            )
         return
     rows = [
-        (short_token(e.device.token), str(e.device.platform), e.invalid_reason or "ok",
-         ", ".join(f"{k}={v}" for k, v in e.device.attrs.items() if k != "user_id"), e.device.where)
+        (
+            short_token(e.device.token),
+            str(e.device.platform),
+            e.invalid_reason or "ok",
+            ", ".join(f"{k}={v}" for k, v in e.device.attrs.items() if k != "user_id"),
+            e.device.where,
+        )
         for e in entries
-    ]  # fmt: skip
+    ]
     t.table(["token", "platform", "state", "attributes", "from"], rows, title=f"devices of {user}")
 
 
@@ -99,14 +126,18 @@ def invalid(journal: JournalOption = None) -> None:
         marks = list(j.directory().invalid())
     if t.json:
         for token, user, reason, at in marks:
-            t.json_line({"type": "invalid_token", "token": token, "user_id": user, "reason": reason, "marked_at": at})
+            t.json_line(
+                {"type": "invalid_token", "token": token, "user_id": user, "reason": reason, "marked_at": at}
+            )
         return
     t.table(
         ["token", "user", "reason", "marked"],
-        [(token, user, reason, datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")) for token, user,
-         reason, at in marks],
+        [
+            (token, user, reason, datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"))
+            for token, user, reason, at in marks
+        ],
         caption=f"{len(marks)} invalid token(s)",
-    )  # fmt: skip
+    )
 
 
 def register(root: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""`pushctl trigger`: rules that turn a stream of user events into notifications (run, check, test, status)."""
+"""`pushctl trigger`: rules that turn user events into notifications (run, check, test, status)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ HELP = """Rules that turn a stream of user events into personalised notification
 Try it on the built-in emulator (a cart reminder cancelled by a purchase, another sent after its
 delay, orders shipped):
 
-  pushctl trigger run samples/rules/shop.yaml --events samples/events/shop.jsonl --devices samples/audience.csv --emulator --until-idle 2
+  pushctl trigger run samples/rules/shop.yaml --events samples/events/shop.jsonl \
+    --devices samples/audience.csv --emulator --until-idle 2
 """
 
 RUN_HELP = """Apply RULES to a stream of events and send the notifications they call for.
@@ -50,8 +51,9 @@ app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
 
 
 @contextlib.contextmanager
-def _profile(state: State, emulator: bool, emulator_state: Path | None, journal: Path | None
-             ) -> Iterator[tuple[Profile, Path, Any]]:  # fmt: skip
+def _profile(
+    state: State, emulator: bool, emulator_state: Path | None, journal: Path | None
+) -> Iterator[tuple[Profile, Path, Any]]:
     """(profile, journal path, emulator or None): a fresh in-process emulator with a scratch
     journal for --emulator, else the configured profile."""
     if not emulator:
@@ -67,7 +69,9 @@ def _profile(state: State, emulator: bool, emulator_state: Path | None, journal:
             yield resolve_profile(config, "emulator"), journal or scratch / "journal.sqlite3", emu
 
 
-def _send_options(profile: Profile, concurrency: int | None, rate: float | None, attempts: int | None) -> SendOptions:
+def _send_options(
+    profile: Profile, concurrency: int | None, rate: float | None, attempts: int | None
+) -> SendOptions:
     conc = concurrency or profile.sender.concurrency
     return SendOptions(
         concurrency={"apns": conc, "fcm": conc} if conc else {},
@@ -79,32 +83,45 @@ def _send_options(profile: Profile, concurrency: int | None, rate: float | None,
 @app.command("run", help=RUN_HELP)
 def run(
     rules: Annotated[Path, typer.Argument(help="Rules file (YAML).", show_default=False)],
-    events: Annotated[str, typer.Option("--events", "-e", help="JSONL file, - (stdin) or redis://... stream.")],
+    events: Annotated[
+        str, typer.Option("--events", "-e", help="JSONL file, - (stdin) or redis://... stream.")
+    ],
     devices: Annotated[
-        Path | None, typer.Option("--devices", "-d", help="Audience file to load into the device directory first.")
+        Path | None,
+        typer.Option("--devices", "-d", help="Audience file to load into the device directory first."),
     ] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep reading the file as it grows.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-F", help="Keep reading the file as it grows.")
+    ] = False,
     consumer: Annotated[
         str | None, typer.Option("--consumer", help="Consumer name in the Redis group (default: host name).")
     ] = None,
     clock_: Annotated[
-        ClockOpt, typer.Option("--clock", help="wall: real time (PUSHCTL_NOW honoured); events: event time only.")
+        ClockOpt,
+        typer.Option("--clock", help="wall: real time (PUSHCTL_NOW honoured); events: event time only."),
     ] = "wall",
-    max_events: Annotated[int | None, typer.Option("--max-events", min=1, help="Stop after N events.")] = None,
+    max_events: Annotated[
+        int | None, typer.Option("--max-events", min=1, help="Stop after N events.")
+    ] = None,
     until_idle: Annotated[
         float | None, typer.Option("--until-idle", min=0, help="Stop after SECONDS with nothing to do.")
     ] = None,
     dead_letter: Annotated[
-        Path | None, typer.Option("--dead-letter", help="Append malformed events (with reasons) to this JSONL file.")
+        Path | None,
+        typer.Option("--dead-letter", help="Append malformed events (with reasons) to this JSONL file."),
     ] = None,
     emulator: Annotated[
         bool, typer.Option("--emulator", help="Send to a fresh built-in emulator with a scratch journal.")
     ] = False,
-    emulator_state: Annotated[Path | None, typer.Option("--emulator-state", help="State dir for --emulator.")] = None,
+    emulator_state: Annotated[
+        Path | None, typer.Option("--emulator-state", help="State dir for --emulator.")
+    ] = None,
     journal: JournalOption = None,
     concurrency: Annotated[int | None, typer.Option(min=1, help="Requests in flight per provider.")] = None,
     rate: Annotated[float | None, typer.Option(min=0, help="At most N notifications per second.")] = None,
-    max_attempts: Annotated[int | None, typer.Option(min=1, help="Attempts per device (retries + 1).")] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(min=1, help="Attempts per device (retries + 1).")
+    ] = None,
     max_connections: Annotated[int, typer.Option(min=1, help="HTTP/2 connections per provider.")] = 4,
 ) -> None:
     from pushctl.triggers import RuleSet, TriggerSpec, open_source, run_triggers
@@ -115,10 +132,18 @@ def run(
     source = open_source(events, follow=follow, consumer=consumer)
     with _profile(state, emulator, emulator_state, journal) as (profile, journal_path, emu):
         spec = TriggerSpec(
-            rules=ruleset, source=source, profile=profile, journal_path=journal_path, devices=devices,
-            clock=clock_, max_events=max_events, until_idle=until_idle, dead_letter=dead_letter,
-            send=_send_options(profile, concurrency, rate, max_attempts), max_connections=max_connections,
-        )  # fmt: skip
+            rules=ruleset,
+            source=source,
+            profile=profile,
+            journal_path=journal_path,
+            devices=devices,
+            clock=clock_,
+            max_events=max_events,
+            until_idle=until_idle,
+            dead_letter=dead_letter,
+            send=_send_options(profile, concurrency, rate, max_attempts),
+            max_connections=max_connections,
+        )
         stats_ref: list[Any] = []
         hooks = hooks_for(t, stats_ref, event_printer(t))
 
@@ -128,8 +153,10 @@ def run(
 
         report = run_loop(go())
         if report.imported is not None:
-            t.info(f"device directory: {report.imported.devices:,} devices of {report.imported.users:,} users "
-                   f"loaded from {devices}")  # fmt: skip
+            t.info(
+                f"device directory: {report.imported.devices:,} devices of {report.imported.users:,} users "
+                f"loaded from {devices}"
+            )
         show_summary(t, report)
         if emu is not None:
             with Journal(journal_path) as j:
@@ -151,15 +178,31 @@ def check(rules: Annotated[Path, typer.Argument(help="Rules file (YAML).", show_
     ruleset = RuleSet.load(rules)
     rows = []
     for rule in ruleset.rules.values():
-        extras = [f"{key} {value}" for key, value in (
-            ("where", rule.where.expr if rule.where else None), ("cancel_on", ", ".join(rule.cancel_on) or None),
-            ("throttle", _cap_text(rule.throttle)), ("cap", _cap_text(rule.cap)),
-            ("dedupe_key", rule.dedupe_key.source if rule.dedupe_key else None), ("category", rule.category),
-        ) if value]  # fmt: skip
+        extras = [
+            f"{key} {value}"
+            for key, value in (
+                ("where", rule.where.expr if rule.where else None),
+                ("cancel_on", ", ".join(rule.cancel_on) or None),
+                ("throttle", _cap_text(rule.throttle)),
+                ("cap", _cap_text(rule.cap)),
+                ("dedupe_key", rule.dedupe_key.source if rule.dedupe_key else None),
+                ("category", rule.category),
+            )
+            if value
+        ]
         rows.append((rule.name, ", ".join(rule.on), rule.timing, "; ".join(extras)))
         if t.json:
-            t.json_line({"type": "rule", "ruleset": ruleset.name, "rule": rule.name, "on": list(rule.on),
-                         "timing": rule.timing, "line": rule.line, "details": extras})  # fmt: skip
+            t.json_line(
+                {
+                    "type": "rule",
+                    "ruleset": ruleset.name,
+                    "rule": rule.name,
+                    "on": list(rule.on),
+                    "timing": rule.timing,
+                    "line": rule.line,
+                    "details": extras,
+                }
+            )
     if t.json:
         return
     t.table(["rule", "on", "when", "details"], rows, title=f"{rules}: rule set '{ruleset.name}' is valid")
@@ -169,7 +212,10 @@ def _cap_text(cap: Any) -> str | None:
     if cap is None:
         return None
     seconds = int(cap.window.total_seconds())
-    unit = next((f"{seconds // s}{u}" for u, s in (("d", 86400), ("h", 3600), ("m", 60)) if seconds % s == 0), f"{seconds}s")
+    unit = next(
+        (f"{seconds // s}{u}" for u, s in (("d", 86400), ("h", 3600), ("m", 60)) if seconds % s == 0),
+        f"{seconds}s",
+    )
     return f"{cap.count}/{unit}"
 
 
@@ -177,8 +223,12 @@ def _cap_text(cap: Any) -> str | None:
 def test(
     rules: Annotated[Path, typer.Argument(help="Rules file (YAML).", show_default=False)],
     event: Annotated[str | None, typer.Option("--event", help="One event as JSON.")] = None,
-    events: Annotated[Path | None, typer.Option("--events", "-e", help="Events as a JSON Lines file.")] = None,
-    devices: Annotated[Path | None, typer.Option("--devices", "-d", help="Audience file (else the journal's directory).")] = None,
+    events: Annotated[
+        Path | None, typer.Option("--events", "-e", help="Events as a JSON Lines file.")
+    ] = None,
+    devices: Annotated[
+        Path | None, typer.Option("--devices", "-d", help="Audience file (else the journal's directory).")
+    ] = None,
     journal: JournalOption = None,
     topic: Annotated[str | None, typer.Option("--topic", help="APNs topic for the printed requests.")] = None,
 ) -> None:
@@ -201,7 +251,9 @@ def status(
     t = state.terminal
     path = journal or _configured_journal(state)
     if not path.exists():
-        raise InputError("no journal here yet", file=path, field="--journal", hint="run `pushctl trigger run` first")
+        raise InputError(
+            "no journal here yet", file=path, field="--journal", hint="run `pushctl trigger run` first"
+        )
     with Journal(path) as j:
         report = j.trigger_status(ruleset)
     if t.json:
@@ -233,21 +285,45 @@ def _status_tables(t: Terminal, report: Any) -> None:
     for r in report.rules:
         counts = r.counts
         sent = {k.split(":", 2)[1]: v for k, v in counts.items() if k.startswith("sent:")}
-        skipped = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("skipped:"))
-        rows.append((
-            f"{r.ruleset}/{r.rule}" if r.rule else f"{r.ruleset} (events)", counts.get("events", counts.get("matched", 0)),
-            counts.get("fired", 0), sent.get("delivered", 0), sum(v for k, v in sent.items() if k != "delivered"),
-            r.pending, _when(r.next_due), r.deferred, skipped or counts.get("dead_letter", ""),
-        ))  # fmt: skip
-    t.table(["rule", "events", "fired", "delivered", "not delivered", "pending", "next due", "quiet", "skipped"],
-            rows, title="trigger rules")  # fmt: skip
+        skipped = ", ".join(
+            f"{k.split(':', 1)[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("skipped:")
+        )
+        rows.append(
+            (
+                f"{r.ruleset}/{r.rule}" if r.rule else f"{r.ruleset} (events)",
+                counts.get("events", counts.get("matched", 0)),
+                counts.get("fired", 0),
+                sent.get("delivered", 0),
+                sum(v for k, v in sent.items() if k != "delivered"),
+                r.pending,
+                _when(r.next_due),
+                r.deferred,
+                skipped or counts.get("dead_letter", ""),
+            )
+        )
+    t.table(
+        ["rule", "events", "fired", "delivered", "not delivered", "pending", "next due", "quiet", "skipped"],
+        rows,
+        title="trigger rules",
+    )
     if report.consumers:
         t.table(
             ["rule set", "source", "consumer", "pid", "status", "events", "lag", "last seen"],
-            [(c.ruleset, c.source, c.consumer, c.pid, c.status, c.events, "" if c.lag is None else c.lag,
-              _when(c.seen_at)) for c in report.consumers],
+            [
+                (
+                    c.ruleset,
+                    c.source,
+                    c.consumer,
+                    c.pid,
+                    c.status,
+                    c.events,
+                    "" if c.lag is None else c.lag,
+                    _when(c.seen_at),
+                )
+                for c in report.consumers
+            ],
             title="consumers",
-        )  # fmt: skip
+        )
 
 
 def register(root: typer.Typer) -> None:

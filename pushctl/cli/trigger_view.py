@@ -32,8 +32,11 @@ def _panel(stats: TriggerStats, title: str) -> Group:
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_row("events", f"{stats.records:,} read  ({stats.events_per_s():,.0f}/s)")
-    grid.add_row("rules fired", f"{stats.total('fired'):,}   scheduled {stats.total('scheduled'):,}   "
-                                f"cancelled {stats.total('cancelled'):,}")  # fmt: skip
+    grid.add_row(
+        "rules fired",
+        f"{stats.total('fired'):,}   scheduled {stats.total('scheduled'):,}   "
+        f"cancelled {stats.total('cancelled'):,}",
+    )
     grid.add_row("sent", Text.from_markup(sent or "-") + Text(f"   in flight {stats.in_flight:,}"))
     grid.add_row("pending", f"{stats.pending:,} delayed / digest sends in the journal")
     grid.add_row("skipped", skipped or "-")
@@ -70,22 +73,42 @@ async def live_panel(terminal: Terminal, title: str, stats_ref: list[TriggerStat
                 live.update(_panel(stats_ref[0], title), refresh=True)
 
 
-def hooks_for(terminal: Terminal, stats_ref: list[TriggerStats], on_event: Callable[[SenderEvent], None]) -> TriggerHooks:
+def hooks_for(
+    terminal: Terminal, stats_ref: list[TriggerStats], on_event: Callable[[SenderEvent], None]
+) -> TriggerHooks:
     """JSON Lines per send, skip and dead letter when the output is JSON; the panel otherwise."""
 
     def on_result(record: SendRecord) -> None:
         if terminal.json:
             r = record.result
-            terminal.json_line({
-                "type": "send", "rule": record.rule, "job": record.job_key, "user_id": record.user_id,
-                "token": r.token, "platform": str(r.platform), "outcome": str(r.outcome), "reason": r.reason,
-                "status": r.status, "attempts": r.attempts, "latency_ms": round(r.latency_ms, 2),
-            })  # fmt: skip
+            terminal.json_line(
+                {
+                    "type": "send",
+                    "rule": record.rule,
+                    "job": record.job_key,
+                    "user_id": record.user_id,
+                    "token": r.token,
+                    "platform": str(r.platform),
+                    "outcome": str(r.outcome),
+                    "reason": r.reason,
+                    "status": r.status,
+                    "attempts": r.attempts,
+                    "latency_ms": round(r.latency_ms, 2),
+                }
+            )
 
     def on_skip(skip: Skip) -> None:
         if terminal.json:
-            terminal.json_line({"type": "skip", "rule": skip.rule, "reason": skip.reason, "event": skip.event_id,
-                                "user_id": skip.user_id, "detail": skip.detail})  # fmt: skip
+            terminal.json_line(
+                {
+                    "type": "skip",
+                    "rule": skip.rule,
+                    "reason": skip.reason,
+                    "event": skip.event_id,
+                    "user_id": skip.user_id,
+                    "detail": skip.detail,
+                }
+            )
 
     def on_dead_letter(where: str, reason: str) -> None:
         if terminal.json:
@@ -96,8 +119,13 @@ def hooks_for(terminal: Terminal, stats_ref: list[TriggerStats], on_event: Calla
     def on_start(stats: TriggerStats, consumer: str) -> None:
         stats_ref.append(stats)
 
-    return TriggerHooks(on_result=on_result, on_skip=on_skip, on_dead_letter=on_dead_letter, on_event=on_event,
-                        on_start=on_start)  # fmt: skip
+    return TriggerHooks(
+        on_result=on_result,
+        on_skip=on_skip,
+        on_dead_letter=on_dead_letter,
+        on_event=on_event,
+        on_start=on_start,
+    )
 
 
 def show_summary(terminal: Terminal, report: TriggerReport) -> None:
@@ -111,7 +139,10 @@ def show_summary(terminal: Terminal, report: TriggerReport) -> None:
         ("rules fired", f"{summary['fired']:,}"),
         ("scheduled (delay / send_at)", f"{summary['scheduled']:,}"),
         ("cancelled", f"{summary['cancelled']:,}"),
-        ("pending in the journal", f"{summary['pending']:,} (+{summary['deferred']:,} waiting for quiet hours)"),
+        (
+            "pending in the journal",
+            f"{summary['pending']:,} (+{summary['deferred']:,} waiting for quiet hours)",
+        ),
     ]
     rows += [(f"sent: {o}", f"{n:,}") for o, n in summary["sent"].items() if n]
     rows += [(f"skipped: {reason}", f"{n:,}") for reason, n in summary["skipped"].items()]
@@ -139,9 +170,11 @@ def show_inbox(terminal: Terminal, deliveries: list[Any], users: dict[str, str])
             title, body = note.get("title", ""), note.get("body", "")
         rows.append((users.get(d.token, ""), short_token(d.token), title, body, d.collapse_id or ""))
     terminal.table(
-        ["user", "device", "title", "body", "collapse id"], rows,
-        title="emulator inbox", caption=f"{len(rows)} notification(s) received",
-    )  # fmt: skip
+        ["user", "device", "title", "body", "collapse id"],
+        rows,
+        title="emulator inbox",
+        caption=f"{len(rows)} notification(s) received",
+    )
 
 
 def dumps(obj: Any) -> str:

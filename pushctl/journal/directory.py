@@ -11,18 +11,16 @@ attributes) and ``invalid_tokens`` (token, user_id).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pushctl import clock
 from pushctl.model import Device, Platform
-
-if TYPE_CHECKING:
-    from pushctl.journal.store import Journal
 
 __all__ = ["DIRECTORY_SCHEMA", "Directory", "DirectoryEntry", "ImportStats"]
 
@@ -57,6 +55,9 @@ ON CONFLICT (user_id, token) DO UPDATE SET
 """
 CHUNK = 2000
 
+Transaction = Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]
+"""The journal's ``BEGIN IMMEDIATE ... COMMIT`` (one writer transaction at a time)."""
+
 
 @dataclass(slots=True)
 class ImportStats:
@@ -82,9 +83,9 @@ class DirectoryEntry:
 class Directory:
     """The directory tables of one journal; use from the journal's thread."""
 
-    def __init__(self, journal: Journal) -> None:
-        self._journal = journal
-        self._conn: sqlite3.Connection = journal._conn
+    def __init__(self, conn: sqlite3.Connection, transaction: Transaction) -> None:
+        self._conn = conn
+        self._transaction = transaction
 
     def import_devices(self, devices: Iterable[Device], *, replace_all: bool = False) -> ImportStats:
         """Store every device that has a ``user_id`` attribute, in one transaction.
@@ -95,7 +96,7 @@ class Directory:
         stats = ImportStats()
         import_id = f"{clock.timestamp():.6f}-{id(self)}"
         now = clock.timestamp()
-        with self._journal._transaction() as conn:
+        with self._transaction() as conn:
             if replace_all:
                 stats.removed += conn.execute("DELETE FROM directory").rowcount
             batch: list[tuple[Any, ...]] = []
@@ -106,7 +107,16 @@ class Directory:
                     continue
                 attrs = json.dumps(device.attrs, ensure_ascii=False, separators=(",", ":"))
                 batch.append(
-                    (user_id, device.token, str(device.platform), attrs, device.source, device.line, import_id, now)
+                    (
+                        user_id,
+                        device.token,
+                        str(device.platform),
+                        attrs,
+                        device.source,
+                        device.line,
+                        import_id,
+                        now,
+                    )
                 )
                 if len(batch) >= CHUNK:
                     conn.executemany(_UPSERT, batch)
@@ -165,14 +175,15 @@ class Directory:
         """Mark ``(token, user_id, reason)`` invalid (the first mark of a token is kept)."""
         rows = [(token, user, reason, clock.timestamp()) for token, user, reason in marks]
         if rows:
-            with self._journal._transaction() as conn:
+            with self._transaction() as conn:
                 self.write_marks(conn, rows)
 
     @staticmethod
     def write_marks(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str, float]]) -> None:
         """Insert ``(token, user_id, reason, marked_at)`` marks inside the caller's transaction."""
         conn.executemany(
-            "INSERT OR IGNORE INTO invalid_tokens (token, user_id, reason, marked_at) VALUES (?, ?, ?, ?)", rows
+            "INSERT OR IGNORE INTO invalid_tokens (token, user_id, reason, marked_at) VALUES (?, ?, ?, ?)",
+            rows,
         )
 
     def invalid(self) -> Iterator[tuple[str, str, str, float]]:
@@ -190,7 +201,7 @@ class Directory:
         """Copy another journal's directory and invalid marks into this one (for rehearsals)."""
         self._conn.execute("ATTACH DATABASE ? AS other", (str(path),))
         try:
-            with self._journal._transaction() as conn:
+            with self._transaction() as conn:
                 tables = {row[0] for row in conn.execute("SELECT name FROM other.sqlite_master")}
                 for table in ("directory", "invalid_tokens"):
                     if table in tables:
@@ -200,6 +211,8 @@ class Directory:
 
     def counts(self) -> tuple[int, int, int]:
         """(users, devices, invalid marks)."""
-        users, devices = self._conn.execute("SELECT COUNT(DISTINCT user_id), COUNT(*) FROM directory").fetchone()
+        users, devices = self._conn.execute(
+            "SELECT COUNT(DISTINCT user_id), COUNT(*) FROM directory"
+        ).fetchone()
         invalid = self._conn.execute("SELECT COUNT(*) FROM invalid_tokens").fetchone()[0]
         return int(users), int(devices), int(invalid)

@@ -268,11 +268,11 @@ class Journal:
 
     def directory(self) -> Directory:
         """The device directory kept in this journal (user id -> devices)."""
-        return Directory(self)
+        return Directory(self._conn, self._transaction)
 
     def trigger_store(self, ruleset: str, owner: str = "") -> TriggerStore:
         """The trigger state of one rule set; ``owner`` names this process's consumer."""
-        return TriggerStore(self, ruleset, owner)
+        return TriggerStore(self._conn, self._transaction, ruleset, owner)
 
     def trigger_lock(self, ruleset: str, consumer: str) -> CampaignLock:
         """Lock one consumer of a rule set (a second ``trigger run`` as the same consumer exits 5)."""

@@ -69,11 +69,16 @@ def trigger_status(conn: sqlite3.Connection, ruleset: str | None = None) -> Trig
     def entry(rs: str, rule: str) -> RuleStatus:
         return rules.setdefault((rs, rule), RuleStatus(rs, rule))
 
-    pending = f"SELECT ruleset, rule, COUNT(*), MIN(due_at) FROM trigger_jobs {where or 'WHERE 1'} AND state = "
+    pending = (
+        f"SELECT ruleset, rule, COUNT(*), MIN(due_at) FROM trigger_jobs {where or 'WHERE 1'} AND state = "
+    )
     for rs, rule, count, due in conn.execute(pending + "'pending' GROUP BY ruleset, rule", params):
         status = entry(rs, rule)
         status.pending, status.next_due = count, due
-    sends = f"SELECT ruleset, rule, state, COUNT(*) FROM trigger_sends {where or 'WHERE 1'} AND state != 'settled' "
+    sends = (
+        f"SELECT ruleset, rule, state, COUNT(*) FROM trigger_sends {where or 'WHERE 1'} "
+        "AND state != 'settled' "
+    )
     for rs, rule, state, count in conn.execute(sends + "GROUP BY ruleset, rule, state", params):
         if state == "deferred":
             entry(rs, rule).deferred = count

@@ -23,14 +23,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pushctl import clock
-from pushctl.journal.directory import Directory
+from pushctl.journal.directory import Directory, Transaction
 from pushctl.outcome import Outcome, Result
-
-if TYPE_CHECKING:
-    from pushctl.journal.store import Journal
 
 __all__ = ["TRIGGER_SCHEMA", "Job", "PendingSend", "TriggerStore"]
 
@@ -104,9 +101,11 @@ _SETTLE = (
 )
 _INSERT_SEND = (
     "INSERT INTO trigger_sends (job_key, token, ruleset, rule, user_id, platform, collapse_id, owner, "
-    "state, due_at, outcome, reason, created_at, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "state, due_at, outcome, reason, created_at, settled_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (job_key, token) DO UPDATE SET owner = excluded.owner, state = excluded.state, "
-    "due_at = excluded.due_at, outcome = excluded.outcome, reason = excluded.reason, settled_at = excluded.settled_at"
+    "due_at = excluded.due_at, outcome = excluded.outcome, reason = excluded.reason, "
+    "settled_at = excluded.settled_at"
 )
 _BUMP = (
     "INSERT INTO trigger_counts (ruleset, rule, what, reason, count) VALUES (?, ?, ?, ?, ?) "
@@ -150,9 +149,11 @@ _JOB_COLUMNS = "job_key, rule, user_id, token, platform, group_key, events_json,
 class TriggerStore:
     """The trigger tables of one journal, for one rule set. Writes happen in :meth:`batch`."""
 
-    def __init__(self, journal: Journal, ruleset: str, owner: str = "") -> None:
-        self._journal = journal
-        self._conn: sqlite3.Connection = journal._conn
+    def __init__(
+        self, conn: sqlite3.Connection, transaction: Transaction, ruleset: str, owner: str = ""
+    ) -> None:
+        self._conn = conn
+        self._transaction = transaction
         self.ruleset = ruleset
         self.owner = owner
         self.counts: Counter[tuple[str, str, str]] = Counter()
@@ -164,7 +165,7 @@ class TriggerStore:
     @contextlib.contextmanager
     def batch(self) -> Iterator[TriggerStore]:
         """One transaction: everything done inside commits together (with buffered results)."""
-        with self._journal._transaction():
+        with self._transaction():
             yield self
             self._write_buffers()
 
@@ -191,13 +192,25 @@ class TriggerStore:
     def add_job(self, job: Job, *, fired_at: float | None = None) -> bool:
         """Insert a job (pending, or already fired when ``fired_at`` is given); False if it exists."""
         cur = self._conn.execute(
-            "INSERT OR IGNORE INTO trigger_jobs (job_key, ruleset, rule, user_id, token, platform, group_key, "
-            "events_json, event_count, due_at, state, created_at, fired_at) "
+            "INSERT OR IGNORE INTO trigger_jobs (job_key, ruleset, rule, user_id, token, platform, "
+            "group_key, events_json, event_count, due_at, state, created_at, fired_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job.job_key, self.ruleset, job.rule, job.user_id, job.token, job.platform, job.group_key,
-             job.events_json, job.event_count, job.due_at, "fired" if fired_at is not None else "pending",
-             clock.timestamp(), fired_at),
-        )  # fmt: skip
+            (
+                job.job_key,
+                self.ruleset,
+                job.rule,
+                job.user_id,
+                job.token,
+                job.platform,
+                job.group_key,
+                job.events_json,
+                job.event_count,
+                job.due_at,
+                "fired" if fired_at is not None else "pending",
+                clock.timestamp(),
+                fired_at,
+            ),
+        )
         return cur.rowcount == 1
 
     def open_job(self, rule: str, group_key: str) -> Job | None:
@@ -211,7 +224,8 @@ class TriggerStore:
 
     def update_events(self, job_key: str, events_json: str, event_count: int) -> None:
         self._conn.execute(
-            "UPDATE trigger_jobs SET events_json = ?, event_count = ? WHERE job_key = ? AND state = 'pending'",
+            "UPDATE trigger_jobs SET events_json = ?, event_count = ? "
+            "WHERE job_key = ? AND state = 'pending'",
             (events_json, event_count, job_key),
         )
 
@@ -234,10 +248,14 @@ class TriggerStore:
 
     def claim(self, job_key: str, now: float, *, state: str = "fired", reason: str = "") -> bool:
         """Move a pending job to ``state``; False when it was no longer pending (cancelled, fired)."""
-        return self._conn.execute(
-            "UPDATE trigger_jobs SET state = ?, reason = ?, fired_at = ? WHERE job_key = ? AND state = 'pending'",
-            (state, reason, now, job_key),
-        ).rowcount == 1
+        return (
+            self._conn.execute(
+                "UPDATE trigger_jobs SET state = ?, reason = ?, fired_at = ? "
+                "WHERE job_key = ? AND state = 'pending'",
+                (state, reason, now, job_key),
+            ).rowcount
+            == 1
+        )
 
     def set_job_state(self, job_key: str, state: str, reason: str) -> None:
         self._conn.execute(
@@ -245,7 +263,9 @@ class TriggerStore:
         )
 
     def job(self, job_key: str) -> Job | None:
-        row = self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM trigger_jobs WHERE job_key = ?", (job_key,)).fetchone()
+        row = self._conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM trigger_jobs WHERE job_key = ?", (job_key,)
+        ).fetchone()
         return Job(*row) if row else None
 
     def fired_since(self, rule: str, user_id: str, since: float) -> int:
@@ -269,37 +289,72 @@ class TriggerStore:
         return min(times) if times else None
 
     def pending_count(self) -> int:
-        return int(self._conn.execute(
-            "SELECT COUNT(*) FROM trigger_jobs WHERE state = 'pending' AND ruleset = ?", (self.ruleset,)
-        ).fetchone()[0])  # fmt: skip
+        return int(
+            self._conn.execute(
+                "SELECT COUNT(*) FROM trigger_jobs WHERE state = 'pending' AND ruleset = ?", (self.ruleset,)
+            ).fetchone()[0]
+        )
 
     # -- sends -------------------------------------------------------------------------------
 
     def add_send(
-        self, job: Job, token: str, platform: str, collapse_id: str, *, state: str = "inflight",
-        due_at: float | None = None, outcome: Outcome | None = None, reason: str = "",
+        self,
+        job: Job,
+        token: str,
+        platform: str,
+        collapse_id: str,
+        *,
+        state: str = "inflight",
+        due_at: float | None = None,
+        outcome: Outcome | None = None,
+        reason: str = "",
     ) -> None:
         """Record one device's send of a job: in flight, deferred until ``due_at``, or settled."""
         now = clock.timestamp()
         self._conn.execute(
             _INSERT_SEND,
-            (job.job_key, token, self.ruleset, job.rule, job.user_id, platform, collapse_id, self.owner, state,
-             due_at, str(outcome) if outcome else None, reason or None, now, now if outcome else None),
-        )  # fmt: skip
+            (
+                job.job_key,
+                token,
+                self.ruleset,
+                job.rule,
+                job.user_id,
+                platform,
+                collapse_id,
+                self.owner,
+                state,
+                due_at,
+                str(outcome) if outcome else None,
+                reason or None,
+                now,
+                now if outcome else None,
+            ),
+        )
 
     def claim_send(self, job_key: str, token: str) -> bool:
         """Take a deferred send (its time came) or an orphaned in-flight one for this process."""
-        return self._conn.execute(
-            "UPDATE trigger_sends SET state = 'inflight', owner = ? WHERE job_key = ? AND token = ? "
-            "AND state IN ('deferred', 'inflight')",
-            (self.owner, job_key, token),
-        ).rowcount == 1
+        return (
+            self._conn.execute(
+                "UPDATE trigger_sends SET state = 'inflight', owner = ? WHERE job_key = ? AND token = ? "
+                "AND state IN ('deferred', 'inflight')",
+                (self.owner, job_key, token),
+            ).rowcount
+            == 1
+        )
 
-    def sends(self, *, state: str, owners: Sequence[str] | None = None, due: float | None = None,
-              limit: int = 10_000) -> list[PendingSend]:  # fmt: skip
+    def sends(
+        self,
+        *,
+        state: str,
+        owners: Sequence[str] | None = None,
+        due: float | None = None,
+        limit: int = 10_000,
+    ) -> list[PendingSend]:
         """Sends in ``state`` (``inflight`` of these owners; ``deferred`` due by ``due``)."""
-        sql = ("SELECT job_key, token, rule, user_id, platform, collapse_id FROM trigger_sends "
-               "INDEXED BY trigger_sends_state WHERE state = ? AND ruleset = ?")  # fmt: skip
+        sql = (
+            "SELECT job_key, token, rule, user_id, platform, collapse_id FROM trigger_sends "
+            "INDEXED BY trigger_sends_state WHERE state = ? AND ruleset = ?"
+        )
         params: list[Any] = [state, self.ruleset]
         if due is not None:
             sql += " AND due_at <= ?"
@@ -312,7 +367,8 @@ class TriggerStore:
 
     def inflight_owners(self) -> list[str]:
         rows = self._conn.execute(
-            "SELECT DISTINCT owner FROM trigger_sends WHERE state = 'inflight' AND ruleset = ?", (self.ruleset,)
+            "SELECT DISTINCT owner FROM trigger_sends WHERE state = 'inflight' AND ruleset = ?",
+            (self.ruleset,),
         )
         return [owner for (owner,) in rows]
 
@@ -321,10 +377,22 @@ class TriggerStore:
         # auth_failed is not final: the send stays in flight and the next run sends it again.
         state = "settled" if result.outcome.is_final else "inflight"
         self._settled.append(
-            (state, str(result.outcome), result.reason, result.status, result.attempts, result.latency_ms,
-             result.provider_id, clock.timestamp(), job_key, result.token)
-        )  # fmt: skip
-        self.counts[(rule, f"sent:{result.outcome}", result.reason if not result.outcome.is_success else "")] += 1
+            (
+                state,
+                str(result.outcome),
+                result.reason,
+                result.status,
+                result.attempts,
+                result.latency_ms,
+                result.provider_id,
+                clock.timestamp(),
+                job_key,
+                result.token,
+            )
+        )
+        self.counts[
+            (rule, f"sent:{result.outcome}", result.reason if not result.outcome.is_success else "")
+        ] += 1
         if result.outcome is Outcome.INVALID_TOKEN:
             self._marks.append((result.token, user_id, result.reason, clock.timestamp()))
         if len(self._settled) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
@@ -333,7 +401,7 @@ class TriggerStore:
     def flush(self) -> None:
         """Write buffered answers and counters now."""
         if self._settled or self._marks or self.counts:
-            with self._journal._transaction():
+            with self._transaction():
                 self._write_buffers()
         self._last_flush = time.monotonic()
 
@@ -352,15 +420,26 @@ class TriggerStore:
 
     # -- consumers and retention -----------------------------------------------------------------
 
-    def heartbeat(self, source: str, consumer: str, *, pid: int, host: str, started_at: float, events: int,
-                  lag: int | None, status: str = "running") -> None:  # fmt: skip
+    def heartbeat(
+        self,
+        source: str,
+        consumer: str,
+        *,
+        pid: int,
+        host: str,
+        started_at: float,
+        events: int,
+        lag: int | None,
+        status: str = "running",
+    ) -> None:
         """Record a consumer's progress (``trigger status`` reads it)."""
-        with self._journal._transaction() as conn:
+        with self._transaction() as conn:
             conn.execute(
-                "INSERT INTO trigger_consumers (ruleset, source, consumer, pid, host, started_at, seen_at, events, "
-                "lag, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ruleset, source, consumer) DO "
-                "UPDATE SET pid = excluded.pid, host = excluded.host, started_at = excluded.started_at, "
-                "seen_at = excluded.seen_at, events = excluded.events, lag = excluded.lag, status = excluded.status",
+                "INSERT INTO trigger_consumers (ruleset, source, consumer, pid, host, started_at, seen_at, "
+                "events, lag, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (ruleset, source, consumer) DO UPDATE SET pid = excluded.pid, "
+                "host = excluded.host, started_at = excluded.started_at, seen_at = excluded.seen_at, "
+                "events = excluded.events, lag = excluded.lag, status = excluded.status",
                 (self.ruleset, source, consumer, pid, host, started_at, time.time(), events, lag, status),
             )
             self._write_buffers()
@@ -369,7 +448,7 @@ class TriggerStore:
         """Forget what is older than ``before`` (wall-clock seconds) and finished; keeps pending
         jobs and unsettled sends whatever their age. Returns the rows removed."""
         removed = 0
-        with self._journal._transaction() as conn:
+        with self._transaction() as conn:
             for sql in (
                 "DELETE FROM trigger_events WHERE ruleset = ? AND seen_at < ?",
                 "DELETE FROM trigger_dedupe WHERE ruleset = ? AND seen_at < ?",

@@ -22,6 +22,10 @@ from pushctl.triggers.events import (
     parse_line,
     parse_time,
 )
+from pushctl.triggers.record import (
+    EventSource,
+    Record,
+)
 from pushctl.triggers.rules import (
     Digest,
     Rule,
@@ -36,9 +40,7 @@ from pushctl.triggers.runner import (
     run_triggers,
 )
 from pushctl.triggers.sources import (
-    EventSource,
     FileSource,
-    Record,
     StdinSource,
     open_source,
 )

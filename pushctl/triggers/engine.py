@@ -146,8 +146,15 @@ class Engine:
             if rule.delay is not None or rule.send_at is not None:
                 due = self._delayed_due(rule, event)
                 if due is None:
-                    self.skip(Skip(rule.name, "no_send_time", event.id, event.user_id,
-                                   f"{rule.send_at.expr.source if rule.send_at else ''} is not a time"))
+                    self.skip(
+                        Skip(
+                            rule.name,
+                            "no_send_time",
+                            event.id,
+                            event.user_id,
+                            f"{rule.send_at.expr.source if rule.send_at else ''} is not a time",
+                        )
+                    )
                     continue
                 job.due_at, job.group_key = due, self._group(rule, event, who) if rule.cancel_on else ""
                 if store.add_job(job):
@@ -215,7 +222,9 @@ class Engine:
         self.refresh_due()
         return firings
 
-    def _fire(self, rule: Rule, job: Job, now: float, events: list[Event], *, immediate: bool) -> list[Firing]:
+    def _fire(
+        self, rule: Rule, job: Job, now: float, events: list[Event], *, immediate: bool
+    ) -> list[Firing]:
         store = self.store
         last = events[-1]
         if rule.throttle is not None and job.user_id:
@@ -245,7 +254,9 @@ class Engine:
         counts: dict[str, int] = {}
         if rule.cap is not None and self._cap_counts is not None:
             # Deliveries are stamped with the wall clock, so the cap's window is too.
-            counts = self._cap_counts([d.token for d in devices], clock.timestamp() - rule.cap.window.total_seconds())
+            counts = self._cap_counts(
+                [d.token for d in devices], clock.timestamp() - rule.cap.window.total_seconds()
+            )
         collapse_id = collapse_id_for_job(job.job_key)
         firings: list[Firing] = []
         for device in devices:
@@ -258,18 +269,31 @@ class Engine:
             if not reason and rule.cap is not None and counts.get(device.token, 0) >= rule.cap.count:
                 reason = "frequency_cap"
             if reason:
-                store.add_send(job, device.token, str(device.platform), collapse_id, state="settled",
-                               outcome=Outcome.SKIPPED, reason=reason)  # fmt: skip
+                store.add_send(
+                    job,
+                    device.token,
+                    str(device.platform),
+                    collapse_id,
+                    state="settled",
+                    outcome=Outcome.SKIPPED,
+                    reason=reason,
+                )
                 self.skip(Skip(rule.name, reason, last.id, job.user_id))
                 continue
             if rule.quiet_hours is not None:
                 decision = decide(
-                    device.attrs, datetime.fromtimestamp(now, UTC), local_time=None, quiet_hours=rule.quiet_hours,
-                    default_zone=self.rules.default_zone, ignore_quiet_hours=rule.template.ignores_quiet_hours,
-                )  # fmt: skip
+                    device.attrs,
+                    datetime.fromtimestamp(now, UTC),
+                    local_time=None,
+                    quiet_hours=rule.quiet_hours,
+                    default_zone=self.rules.default_zone,
+                    ignore_quiet_hours=rule.template.ignores_quiet_hours,
+                )
                 if decision.action == "defer" and decision.not_before is not None:
                     due = decision.not_before.timestamp()
-                    store.add_send(job, device.token, str(device.platform), collapse_id, state="deferred", due_at=due)
+                    store.add_send(
+                        job, device.token, str(device.platform), collapse_id, state="deferred", due_at=due
+                    )
                     self.count(rule.name, "deferred", decision.reason)
                     self._due(due)
                     continue
@@ -279,7 +303,9 @@ class Engine:
                 firings.append(firing)
         return firings
 
-    def render(self, rule: Rule, job: Job, device: Device, extra: dict[str, Any], collapse_id: str) -> Firing | None:
+    def render(
+        self, rule: Rule, job: Job, device: Device, extra: dict[str, Any], collapse_id: str
+    ) -> Firing | None:
         """Render one device's notification; a template that fails for this event is a settled,
         rejected send with the reason (the stream goes on)."""
         try:
@@ -287,12 +313,21 @@ class Engine:
         except TemplateError as exc:
             field = f"field '{exc.field}': " if exc.field else ""
             reason = f"template {field}{exc.message.split(' for the device at ')[0]}"
-            self.store.add_send(job, device.token, str(device.platform), collapse_id, state="settled",
-                                outcome=Outcome.REJECTED, reason=reason)  # fmt: skip
+            self.store.add_send(
+                job,
+                device.token,
+                str(device.platform),
+                collapse_id,
+                state="settled",
+                outcome=Outcome.REJECTED,
+                reason=reason,
+            )
             self.count(rule.name, "skipped", "template_error")
             self.recent_errors.append(f"{rule.name}: {reason}")
             if self._on_skip is not None:
-                self._on_skip(Skip(rule.name, "template_error", str(extra["event"]["id"]), job.user_id, reason))
+                self._on_skip(
+                    Skip(rule.name, "template_error", str(extra["event"]["id"]), job.user_id, reason)
+                )
             return None
         return Firing(rule, job, device, notification, collapse_id)
 
@@ -332,8 +367,15 @@ class Engine:
             if job is None or rule is None or device is None:
                 why = "rule_removed" if rule is None else "device_removed"
                 stub = Job(send.job_key, send.rule, send.user_id, "", "", "", "[]", 0, 0)
-                self.store.add_send(stub, send.token, send.platform, send.collapse_id, state="settled",
-                                    outcome=Outcome.SKIPPED, reason=why)  # fmt: skip
+                self.store.add_send(
+                    stub,
+                    send.token,
+                    send.platform,
+                    send.collapse_id,
+                    state="settled",
+                    outcome=Outcome.SKIPPED,
+                    reason=why,
+                )
                 self.count(send.rule, "skipped", why)
                 continue
             events = json.loads(job.events_json) or [{}]

@@ -181,7 +181,8 @@ def parse_event(obj: Any, fields: FieldMap, *, now: float) -> Event | str:
     else:
         parsed = parse_time(raw_ts)
         if parsed is None:
-            return f"'{fields.ts}' is not a time: {str(raw_ts)[:40]!r} (ISO 8601 with an offset, or UNIX seconds)"
+            example = str(raw_ts)[:40]
+            return f"'{fields.ts}' is not a time: {example!r} (ISO 8601 with an offset, or UNIX seconds)"
         ts = parsed
     user = _lookup(obj, fields.user_id)
     token = _lookup(obj, fields.token)

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from pushctl.campaign import parse_duration
 from pushctl.errors import InputError, ProviderUnavailable
-from pushctl.triggers.sources import Record
+from pushctl.triggers.record import Record
 
 __all__ = ["RedisSource"]
 
@@ -70,11 +70,17 @@ class RedisSource:
         known = {"stream", "group", "consumer", "start", "claim_idle", "dead_letter"}
         for key in query:
             if key not in known:
-                raise InputError(f"unknown parameter '{key}' in the Redis URL", field="--events",
-                                 hint=f"known: {', '.join(sorted(known))}")  # fmt: skip
+                raise InputError(
+                    f"unknown parameter '{key}' in the Redis URL",
+                    field="--events",
+                    hint=f"known: {', '.join(sorted(known))}",
+                )
         if not query.get("stream"):
-            raise InputError("the Redis URL needs ?stream=NAME", field="--events",
-                             hint="e.g. redis://localhost:6379/0?stream=events&group=pushctl")  # fmt: skip
+            raise InputError(
+                "the Redis URL needs ?stream=NAME",
+                field="--events",
+                hint="e.g. redis://localhost:6379/0?stream=events&group=pushctl",
+            )
         claim_idle = 60.0
         if "claim_idle" in query:
             claim_idle = parse_duration(query["claim_idle"], field="--events claim_idle").total_seconds()
@@ -83,10 +89,14 @@ class RedisSource:
             raise InputError("start must be 0 (the whole stream) or $ (new entries only)", field="--events")
         base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         return cls(
-            base, stream=query["stream"], group=query.get("group", "pushctl"),
-            consumer=consumer or query.get("consumer"), start=start, claim_idle=claim_idle,
+            base,
+            stream=query["stream"],
+            group=query.get("group", "pushctl"),
+            consumer=consumer or query.get("consumer"),
+            start=start,
+            claim_idle=claim_idle,
             dead_letter=query.get("dead_letter"),
-        )  # fmt: skip
+        )
 
     async def open(self) -> None:
         import redis.asyncio as aioredis
@@ -109,7 +119,9 @@ class RedisSource:
         try:
             if self._own_pending:
                 # After a restart: what this consumer was given but never acknowledged comes first.
-                reply = await client.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=max_records)
+                reply = await client.xreadgroup(
+                    self.group, self.consumer, {self.stream: "0"}, count=max_records
+                )
                 records = self._records(reply)
                 gone = [entry_id for _s, entries in reply or () for entry_id, fields in entries if not fields]
                 if gone:  # deleted from the stream while pending: nothing to do but forget them
@@ -135,9 +147,13 @@ class RedisSource:
 
     async def _claim(self, max_records: int) -> list[Record]:
         reply = await self._client.xautoclaim(
-            self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=self._claim_cursor,
+            self.stream,
+            self.group,
+            self.consumer,
+            self.claim_idle_ms,
+            start_id=self._claim_cursor,
             count=max_records,
-        )  # fmt: skip
+        )
         cursor, entries = reply[0], reply[1]
         self._claim_cursor = cursor or "0-0"
         return [self._record(entry_id, fields) for entry_id, fields in entries if fields]
@@ -177,7 +193,9 @@ class RedisSource:
     async def dead_letter(self, record: Record, reason: str) -> None:
         if self.dead_letter_stream:
             raw = record.text if isinstance(record.text, str) else json.dumps(record.text, default=str)
-            await self._client.xadd(self.dead_letter_stream, {"event": raw, "reason": reason, "entry": record.where})
+            await self._client.xadd(
+                self.dead_letter_stream, {"event": raw, "reason": reason, "entry": record.where}
+            )
 
     async def lag(self) -> int | None:
         """Entries not yet delivered to the group plus those delivered and not acknowledged."""
@@ -195,4 +213,3 @@ class RedisSource:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
-

@@ -51,9 +51,22 @@ NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 TOP_KEYS = frozenset({"name", "event_fields", "defaults", "rules"})
 DEFAULT_KEYS = frozenset({"quiet_hours", "cap", "default_timezone"})
 RULE_KEYS = frozenset(
-    {"on", "where", "template", "category", "delay", "send_at", "cancel_on", "cancel_key", "throttle",
-     "dedupe_key", "digest", "quiet_hours", "cap"}
-)  # fmt: skip
+    {
+        "on",
+        "where",
+        "template",
+        "category",
+        "delay",
+        "send_at",
+        "cancel_on",
+        "cancel_key",
+        "throttle",
+        "dedupe_key",
+        "digest",
+        "quiet_hours",
+        "cap",
+    }
+)
 DIGEST_KEYS = frozenset({"window", "key", "max_events"})
 PathT = tuple[str | int, ...]
 T = TypeVar("T")
@@ -197,8 +210,9 @@ class _Parser:
         items = value if isinstance(value, list) else [value]
         if not items:
             raise self.error("needs at least one event type", path)
-        return tuple(self.string(item, (*path, i) if isinstance(value, list) else path)
-                     for i, item in enumerate(items))  # fmt: skip
+        return tuple(
+            self.string(item, (*path, i) if isinstance(value, list) else path) for i, item in enumerate(items)
+        )
 
     def expr(self, value: Any, path: PathT) -> EventExpr:
         text = self.string(value, path)
@@ -252,8 +266,14 @@ class _Parser:
     def rule(self, name: str, value: Any, defaults: dict[str, Any]) -> Rule:
         path: PathT = ("rules", name)
         if not NAME_RE.fullmatch(name):
-            raise self.error(f"invalid rule name {name!r}", path, key=True, hint="1-64 letters, digits, . _ -")
-        if isinstance(value, dict) and True in value and _key_text(_node_at(self.src.root, path), True) == "on":
+            raise self.error(
+                f"invalid rule name {name!r}", path, key=True, hint="1-64 letters, digits, . _ -"
+            )
+        if (
+            isinstance(value, dict)
+            and True in value
+            and _key_text(_node_at(self.src.root, path), True) == "on"
+        ):
             value["on"] = value.pop(True)  # YAML 1.1 reads a bare `on:` key as the boolean true
         block = self.mapping(value, path, RULE_KEYS)
         for required in ("on", "template"):
@@ -271,23 +291,27 @@ class _Parser:
             rule.category = self.string(block["category"], (*path, "category"))
         self.timing(rule, block, path)
         if "throttle" in block:
-            rule.throttle = self.convert(block["throttle"], (*path, "throttle"), lambda t: Cap.parse(t))
+            rule.throttle = self.convert(block["throttle"], (*path, "throttle"), Cap.parse)
         if "dedupe_key" in block:
             rule.dedupe_key = self.expr(block["dedupe_key"], (*path, "dedupe_key"))
-        for key, where in (("quiet_hours", block), ("cap", block), ("quiet_hours", defaults), ("cap", defaults)):
-            if key in where and getattr(rule, key) is None:
-                at = (*path, key) if where is block else ("defaults", key)
-                parser = QuietHours.parse if key == "quiet_hours" else Cap.parse
-                setattr(rule, key, self.convert(where[key], at, lambda t, p=parser: p(t)))
+        # A rule's own quiet_hours / cap win over the file's defaults.
+        for where, base in ((block, path), (defaults, ("defaults",))):
+            if "quiet_hours" in where and rule.quiet_hours is None:
+                quiet = where["quiet_hours"]
+                rule.quiet_hours = self.convert(quiet, (*base, "quiet_hours"), QuietHours.parse)
+            if "cap" in where and rule.cap is None:
+                rule.cap = self.convert(where["cap"], (*base, "cap"), Cap.parse)
         return rule
 
     def timing(self, rule: Rule, block: dict[str, Any], path: PathT) -> None:
         chosen = [key for key in ("delay", "send_at", "digest") if key in block]
         if len(chosen) > 1:
             raise self.error(
-                f"'{chosen[0]}' and '{chosen[1]}' cannot be combined", (*path, chosen[1]), key=True,
+                f"'{chosen[0]}' and '{chosen[1]}' cannot be combined",
+                (*path, chosen[1]),
+                key=True,
                 hint="a rule sends after a delay, at a time from the event, or as a digest",
-            )  # fmt: skip
+            )
         if "delay" in block:
             rule.delay = self.convert(block["delay"], (*path, "delay"), parse_duration)
         if "send_at" in block:
@@ -300,8 +324,9 @@ class _Parser:
             if rule.delay is None and rule.send_at is None:
                 raise self.error(
                     "cancel_on needs a delay or send_at (only a send that waits can be cancelled)",
-                    (*path, "cancel_on"), key=True,
-                )  # fmt: skip
+                    (*path, "cancel_on"),
+                    key=True,
+                )
             rule.cancel_on = self.names(block["cancel_on"], (*path, "cancel_on"))
         if "cancel_key" in block:
             if not rule.cancel_on:
@@ -318,7 +343,9 @@ class _Parser:
             key = self.expr(block["key"], (*path, "key"))
         max_events = block.get("max_events", 20)
         if isinstance(max_events, bool) or not isinstance(max_events, int) or not 1 <= max_events <= 100:
-            raise self.error(f"must be a whole number from 1 to 100, got {max_events!r}", (*path, "max_events"))
+            raise self.error(
+                f"must be a whole number from 1 to 100, got {max_events!r}", (*path, "max_events")
+            )
         return Digest(window, key, max_events)
 
     def where(self, value: Any, path: PathT) -> tuple[Segment, bool]:
@@ -339,9 +366,10 @@ class _Parser:
         file = (self.path.parent / reference) if not Path(reference).is_absolute() else Path(reference)
         if not file.is_file():
             raise self.error(
-                f"template file not found: {reference}", path,
+                f"template file not found: {reference}",
+                path,
                 hint=f"paths are relative to the rules file's folder ({self.path.parent})",
-            )  # fmt: skip
+            )
         try:
             return Template.load(file)
         except TemplateError:

@@ -43,8 +43,8 @@ from pushctl.outcome import Outcome, Result
 from pushctl.providers import Provider
 from pushctl.triggers.engine import Engine, Firing, Skip
 from pushctl.triggers.events import Event, parse_event, parse_line
+from pushctl.triggers.record import EventSource, Record
 from pushctl.triggers.rules import RuleSet
-from pushctl.triggers.sources import EventSource, Record
 
 __all__ = ["SendRecord", "TriggerHooks", "TriggerReport", "TriggerSpec", "TriggerStats", "run_triggers"]
 
@@ -191,9 +191,15 @@ async def run_triggers(spec: TriggerSpec, hooks: TriggerHooks | None = None) -> 
             run = _Run(spec, hooks, journal, store)
             stopped = await run.run()
             report = TriggerReport(
-                rules.name, source.consumer, source.name, run.stats, store.pending_count(),
-                len(store.sends(state="deferred")), imported, stopped,
-            )  # fmt: skip
+                rules.name,
+                source.consumer,
+                source.name,
+                run.stats,
+                store.pending_count(),
+                len(store.sends(state="deferred")),
+                imported,
+                stopped,
+            )
         finally:
             lock.release()
     return report
@@ -208,7 +214,11 @@ class _Run:
         self.source = spec.source
         self.stats = TriggerStats()
         self.engine = Engine(
-            spec.rules, store, journal.directory(), cap_counts=journal.delivered_counts_since, on_skip=self._skipped
+            spec.rules,
+            store,
+            journal.directory(),
+            cap_counts=journal.delivered_counts_since,
+            on_skip=self._skipped,
         )
         self.stats.totals = self.engine.totals
         self.watermark = 0.0
@@ -225,7 +235,9 @@ class _Run:
     # -- the whole run -------------------------------------------------------------------------
 
     async def run(self) -> str | None:
-        self._providers, self._missing = providers_for(self.spec.profile, max_connections=self.spec.max_connections)
+        self._providers, self._missing = providers_for(
+            self.spec.profile, max_connections=self.spec.max_connections
+        )
         sender = self._sender = Sender(
             self._providers, self.spec.send, on_result=self._on_result, on_event=self.hooks.on_event
         )
@@ -267,12 +279,22 @@ class _Run:
             self._signalled = True
             say = self.hooks.on_event
             if presses == 1:
-                say(SenderEvent("info", "stopping: reading no more events; finishing the sends already "
-                                        "journaled (Ctrl-C again to stop sooner)"))  # fmt: skip
+                say(
+                    SenderEvent(
+                        "info",
+                        "stopping: reading no more events; finishing the sends already "
+                        "journaled (Ctrl-C again to stop sooner)",
+                    )
+                )
                 self._stop.set()
             elif presses == 2:
-                say(SenderEvent("info", "stopping the sender: requests in flight finish, the rest stay "
-                                        "in the journal for the next run"))  # fmt: skip
+                say(
+                    SenderEvent(
+                        "info",
+                        "stopping the sender: requests in flight finish, the rest stay "
+                        "in the journal for the next run",
+                    )
+                )
                 sender.stop()
             else:
                 say(SenderEvent("info", "aborting"))
@@ -347,9 +369,10 @@ class _Run:
         consumers no live process holds."""
         rules = self.spec.rules.name
         return [
-            owner for owner in self.store.inflight_owners()
+            owner
+            for owner in self.store.inflight_owners()
             if owner == self.source.consumer or not self.journal.trigger_owner_alive(rules, owner)
-        ]  # fmt: skip
+        ]
 
     async def _read(self, want: int, timeout: float) -> list[Record] | None:
         """The next records, or None when a stop was asked for (the pending read is dropped:
@@ -386,7 +409,9 @@ class _Run:
             import json
 
             raw = record.text.decode("utf-8", "replace") if isinstance(record.text, bytes) else record.text
-            self._dead.write(json.dumps({"where": record.where, "reason": reason, "event": raw}, default=str) + "\n")
+            self._dead.write(
+                json.dumps({"where": record.where, "reason": reason, "event": raw}, default=str) + "\n"
+            )
             self._dead.flush()
         await self.source.dead_letter(record, reason)
         self.hooks.on_dead_letter(record.where, reason)
@@ -424,9 +449,15 @@ class _Run:
         self.stats.pending = self.store.pending_count()
         lag = await self.source.lag()
         self.store.heartbeat(
-            self.source.name, self.source.consumer, pid=os.getpid(), host=socket.gethostname(),
-            started_at=started, events=self.stats.records, lag=lag, status=status,
-        )  # fmt: skip
+            self.source.name,
+            self.source.consumer,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started_at=started,
+            events=self.stats.records,
+            lag=lag,
+            status=status,
+        )
 
     # -- firings to work items, results back to the journal ------------------------------------
 
@@ -435,7 +466,9 @@ class _Run:
             device = firing.device
             provider = self._providers.get(device.platform.provider)
             if provider is None:
-                reason = self._missing.get(device.platform.provider, f"no_{device.platform.provider}_credentials")
+                reason = self._missing.get(
+                    device.platform.provider, f"no_{device.platform.provider}_credentials"
+                )
                 self._settle(firing, Result(device.token, device.platform, Outcome.SKIPPED, reason))
                 continue
             prepared = prepare_item(provider, device, firing.notification, collapse_id=firing.collapse_id)
