@@ -84,7 +84,7 @@ class FileSource:
     async def read(self, max_records: int, timeout: float) -> list[Record]:
         records = self._read_lines(max_records)
         if records or not self.follow:
-            self.caught_up = not records
+            self.caught_up = len(records) < max_records  # the end of the file was reached
             self.exhausted = not records and not self.follow
             return records
         self.caught_up = True
