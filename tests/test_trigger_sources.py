@@ -100,11 +100,25 @@ def test_malformed_events_get_a_reason(obj: object, reason: str) -> None:
 
 def test_field_mapping_and_times() -> None:
     fields = FieldMap(id="event_id", type="name", ts="meta.at", user_id="uid", data="props")
-    obj = {"event_id": 7, "name": "order_placed", "meta": {"at": 1_763_629_200_000}, "uid": 42, "props": {"n": 1}}
+    obj = {
+        "event_id": 7,
+        "name": "order_placed",
+        "meta": {"at": 1_763_629_200_000},
+        "uid": 42,
+        "props": {"n": 1},
+    }
     event = parse_event(obj, fields, now=0.0)
     assert not isinstance(event, str)
-    assert (event.id, event.type, event.ts, event.user_id, event.data) == ("7", "order_placed", 1_763_629_200.0,
-                                                                         "42", {"n": 1})
+    assert (event.id, event.type, event.ts, event.user_id, event.data) == (
+        "7",
+        "order_placed",
+        1_763_629_200.0,
+        "42",
+        {"n": 1},
+    )
     assert event.flat()["event.data.n"] == "1" and event.context()["ts"] == "2025-11-20T09:00:00Z"
     assert parse_time("2026-11-20T10:00:00+01:00") == parse_time("2026-11-20T09:00:00Z") == 1_795_165_200.0
-    assert parse_line("{nope", FieldMap(), now=0.0) == "invalid JSON: Expecting property name enclosed in double quotes"
+    assert (
+        parse_line("{nope", FieldMap(), now=0.0)
+        == "invalid JSON: Expecting property name enclosed in double quotes"
+    )

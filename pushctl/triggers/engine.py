@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from pushctl import clock
 from pushctl.audience import infer_platform, parse_platform, token_problem
 from pushctl.campaign import decide
 from pushctl.errors import TemplateError
-from pushctl.journal import Directory, Job, PendingSend, TriggerStore
+from pushctl.journal import Directory, DirectoryEntry, Job, PendingSend, TriggerStore
 from pushctl.message import Notification
 from pushctl.model import Device
 from pushctl.outcome import Outcome
@@ -38,6 +39,8 @@ from pushctl.triggers.rules import Rule, RuleSet
 
 __all__ = ["Engine", "Firing", "Skip", "collapse_id_for_job"]
 
+DIRECTORY_TTL = 5.0
+DIRECTORY_CACHE = 50_000
 CapCounts = Callable[[Sequence[str], float], dict[str, int]]
 
 
@@ -90,6 +93,7 @@ class Engine:
         self.totals: Counter[tuple[str, str, str]] = Counter()
         """``(rule, what, reason)`` counts of this process (the journal keeps all of them)."""
         self.recent_errors: deque[str] = deque(maxlen=5)
+        self._directory_cache: dict[str, tuple[float, list[DirectoryEntry]]] = {}
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -343,11 +347,29 @@ class Engine:
             if self.directory.is_invalid([job.token]):
                 return [], "invalid_token"
             return [device], ""
-        entries = self.directory.devices(job.user_id, include_invalid=True)
+        entries = self._user_devices(job.user_id)
         if not entries:
             return [], "unknown_user"
         devices = [e.device for e in entries if not e.invalid_reason]
         return (devices, "") if devices else ([], "no_valid_devices")
+
+    def _user_devices(self, user_id: str) -> list[DirectoryEntry]:
+        # A short-lived cache: a busy user's events need not each query and decode the directory.
+        # A token this process finds invalid is dropped at once (forget); another process's
+        # marks and imports are seen within DIRECTORY_TTL seconds.
+        now = time.monotonic()
+        cached = self._directory_cache.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        entries = self.directory.devices(user_id, include_invalid=True)
+        if len(self._directory_cache) >= DIRECTORY_CACHE:
+            self._directory_cache.clear()
+        self._directory_cache[user_id] = (now + DIRECTORY_TTL, entries)
+        return entries
+
+    def forget(self, user_id: str) -> None:
+        """Drop the cached devices of a user (one of their tokens was just found invalid)."""
+        self._directory_cache.pop(user_id, None)
 
     # -- sends to (re)start ------------------------------------------------------------------
 

@@ -492,6 +492,8 @@ class _Run:
 
     def _record(self, job_key: str, user_id: str, rule: str, result: Result) -> None:
         self.store.record(job_key, user_id, rule, result)
+        if result.outcome is Outcome.INVALID_TOKEN:
+            self.engine.forget(user_id)
         self.stats.sent[str(result.outcome)] += 1
         if not result.outcome.is_success:
             self.stats.errors.append(f"{rule}: {result.outcome} {result.reason}".rstrip())
