@@ -190,3 +190,45 @@ def test_kill_9_while_consuming_10000_events_then_restart(tmp_path: Path, redis_
         left = db.execute("SELECT state, COUNT(*) FROM trigger_jobs WHERE state = 'pending'").fetchall()
         inflight = db.execute("SELECT COUNT(*) FROM trigger_sends WHERE state != 'settled'").fetchone()[0]
     assert not left[0][1] and inflight == 0
+
+
+def test_sigterm_drains_then_a_restart_sends_no_copy_twice(tmp_path: Path, redis_url: str) -> None:
+    devices, tokens = _users(tmp_path, 200)
+    events = _events(3000, 200)
+    _publish(redis_url, "drain", events)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.format(name="drain"))
+    journal = tmp_path / "journal.sqlite3"
+    with Emulator(tmp_path / "emu", latency_ms=20) as emu:
+        cfg = emu.write_profile(tmp_path / "config.toml")
+        argv = _argv(cfg, rules, redis_url, "drain", "w1", journal, devices)
+        first = Pushctl(argv, tmp_path, "first")
+        wait_until(lambda: emu.inbox.total() >= 500, first, timeout=120)
+        first.signal(signal.SIGTERM)
+        stopped = first.wait(60)
+        assert stopped.code == 130, stopped.stderr
+        summary = _summary(stopped)
+        assert summary["stopped"] == "interrupted" and 0 < summary["records"] < len(events)
+        with sqlite3.connect(journal) as db:  # everything journaled was sent and settled
+            query = "SELECT COUNT(*) FROM trigger_sends WHERE state != 'settled'"
+            unsettled = db.execute(query).fetchone()[0]
+        assert unsettled == 0
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        try:  # nothing was acknowledged that the journal had not committed
+            read = client.xinfo_groups("drain")[0]["entries-read"]
+            entries = client.xrange("drain", count=read)
+            pending = {p["message_id"] for p in client.xpending_range("drain", "g", "-", "+", read)}
+        finally:
+            client.close()
+        acked = {json.loads(fields["event"])["id"] for entry_id, fields in entries if entry_id not in pending}
+        with sqlite3.connect(journal) as db:
+            seen_ids = {row[0] for row in db.execute("SELECT event_id FROM trigger_events")}
+        assert acked and acked <= seen_ids
+        second = Pushctl(argv, tmp_path, "second").wait(120)
+        assert second.code == 0, second.stderr
+        wait_for(lambda: emu.open_connections() == 0, "the client to hang up")
+        seen = _inbox(emu)
+        total = emu.inbox.total()
+    expected = _expected("drain", events, tokens)
+    assert {k: {v} for k, v in expected.items()} == dict(seen)
+    assert total == len(expected)  # a clean stop sends no copy twice
