@@ -43,7 +43,8 @@ def _panel(stats: TriggerStats, title: str) -> Group:
     parts: list[Any] = [Text(title, style="bold"), grid]
     if stats.errors:
         parts.append(Text("last errors:", style="yellow"))
-        parts.extend(Text(f"  {line}", style="dim") for line in stats.errors[-3:])
+        for line in stats.errors[-3:]:
+            parts.append(Text(f"  {line}", style="dim", no_wrap=True, overflow="ellipsis"))
     return Group(*parts)
 
 
