@@ -7,9 +7,7 @@ drive a campaign directly.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from pushctl.journal import Journal, Run
 from pushctl.message import Template
 from pushctl.outcome import Outcome, Result
 from pushctl.providers import Provider, get_provider_factory
+from pushctl.runtime import on_stop_signals
 
 
 @dataclass
@@ -142,12 +141,8 @@ async def _close(providers: dict[str, Provider]) -> None:
 @contextlib.contextmanager
 def _signals(sender: Sender, on_event: Callable[[Event], None]) -> Iterator[None]:
     """First Ctrl-C / SIGTERM: finish in-flight requests; second Ctrl-C: abort."""
-    loop = asyncio.get_running_loop()
-    presses = 0
 
-    def interrupt() -> None:
-        nonlocal presses
-        presses += 1
+    def interrupt(presses: int) -> None:
         if presses == 1:
             on_event(Event("info", "stopping: finishing requests in flight (Ctrl-C again to abort)"))
             sender.stop()
@@ -155,16 +150,8 @@ def _signals(sender: Sender, on_event: Callable[[Event], None]) -> Iterator[None
             on_event(Event("info", "aborting"))
             sender.abort()
 
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, interrupt)
-            installed.append(sig)
-    try:
+    with on_stop_signals(interrupt):
         yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> CampaignReport:

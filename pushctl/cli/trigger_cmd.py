@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,13 +59,10 @@ def _profile(
         profile = resolve_profile(state.config_path, state.profile)
         yield profile, journal or profile.sender.journal or default_journal_file(), None
         return
-    from pushctl.emulator import Emulator
+    from pushctl.cli.send_cmd import in_process_emulator
 
-    with tempfile.TemporaryDirectory(prefix="pushctl-emulator-") as tmp:
-        scratch = Path(tmp)
-        with Emulator(emulator_state or scratch / "state") as emu:
-            config = emu.write_profile(scratch / "config.toml")
-            yield resolve_profile(config, "emulator"), journal or scratch / "journal.sqlite3", emu
+    with in_process_emulator(emulator_state) as (profile, scratch, emu):
+        yield profile, journal or scratch / "journal.sqlite3", emu
 
 
 def _send_options(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import time
 from collections import Counter
@@ -41,6 +40,7 @@ from pushctl.errors import AuthRefused, ExitCode
 from pushctl.journal import ImportStats, Journal, TriggerStore
 from pushctl.outcome import Outcome, Result
 from pushctl.providers import Provider
+from pushctl.runtime import on_stop_signals
 from pushctl.triggers.engine import Engine, Firing, Skip
 from pushctl.triggers.events import Event, parse_event, parse_line
 from pushctl.triggers.record import EventSource, Record
@@ -249,7 +249,7 @@ class _Run:
             if self.spec.dead_letter is not None:
                 self._dead = self.spec.dead_letter.open("a", encoding="utf-8")
             self.hooks.on_start(self.stats, self.source.consumer)
-            with self._signals(sender):
+            with on_stop_signals(lambda presses: self._interrupt(sender, presses)):
                 await sender.run(self._items())
         except AuthRefused:
             sender.stopped_reason = "auth_failed"
@@ -268,48 +268,20 @@ class _Run:
             return "interrupted"
         return sender.stopped_reason
 
-    @contextlib.contextmanager
-    def _signals(self, sender: Sender) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        presses = 0
-
-        def interrupt() -> None:
-            nonlocal presses
-            presses += 1
-            self._signalled = True
-            say = self.hooks.on_event
-            if presses == 1:
-                say(
-                    SenderEvent(
-                        "info",
-                        "stopping: reading no more events; finishing the sends already "
-                        "journaled (Ctrl-C again to stop sooner)",
-                    )
-                )
-                self._stop.set()
-            elif presses == 2:
-                say(
-                    SenderEvent(
-                        "info",
-                        "stopping the sender: requests in flight finish, the rest stay "
-                        "in the journal for the next run",
-                    )
-                )
-                sender.stop()
-            else:
-                say(SenderEvent("info", "aborting"))
-                sender.abort()
-
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, interrupt)
-                installed.append(sig)
-        try:
-            yield
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+    def _interrupt(self, sender: Sender, presses: int) -> None:
+        self._signalled = True
+        say = self.hooks.on_event
+        if presses == 1:
+            say(SenderEvent("info", "stopping: reading no more events; finishing the sends already "
+                                    "journaled (Ctrl-C again to stop sooner)"))
+            self._stop.set()
+        elif presses == 2:
+            say(SenderEvent("info", "stopping the sender: requests in flight finish, the rest stay "
+                                    "in the journal for the next run"))
+            sender.stop()
+        else:
+            say(SenderEvent("info", "aborting"))
+            sender.abort()
 
     # -- the work-item source -------------------------------------------------------------------
 

@@ -27,7 +27,18 @@ MAX_LINE = 1 << 20
 FOLLOW_POLL = 0.2
 
 
-class FileSource:
+class _Unacknowledged:
+    """Sources with nothing to acknowledge: the journal's record of seen event ids is what
+    makes reading a record twice harmless."""
+
+    async def ack(self, records: list[Record]) -> None:
+        return None
+
+    async def dead_letter(self, record: Record, reason: str) -> None:
+        return None  # the runner's --dead-letter file keeps it
+
+
+class FileSource(_Unacknowledged):
     """JSON Lines from a file; with ``follow``, waits for more and reopens a rotated file."""
 
     finite: bool
@@ -119,12 +130,6 @@ class FileSource:
                 records.append(Record(raw, f"{self.path}:{self._line}"))
         return records
 
-    async def ack(self, records: list[Record]) -> None:
-        return None
-
-    async def dead_letter(self, record: Record, reason: str) -> None:
-        return None
-
     async def lag(self) -> int | None:
         if self._fh is None:
             return None
@@ -138,7 +143,7 @@ class FileSource:
             self._fh = None
 
 
-class StdinSource:
+class StdinSource(_Unacknowledged):
     """JSON Lines from standard input, read by a daemon thread (works for pipes, terminals and
     redirected files alike, and never holds up the exit)."""
 
@@ -190,12 +195,6 @@ class StdinSource:
                 records.append(Record(line, f"<stdin>:{self._line}"))
         self.caught_up = not self._lines
         return records
-
-    async def ack(self, records: list[Record]) -> None:
-        return None
-
-    async def dead_letter(self, record: Record, reason: str) -> None:
-        return None
 
     async def lag(self) -> int | None:
         return len(self._lines)
