@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -39,6 +40,7 @@ from pushctl.triggers.rules import Rule, RuleSet
 
 __all__ = ["Engine", "Firing", "Skip", "collapse_id_for_job"]
 
+_NO_KEY = re.compile(r"'dict object' has no attribute '([^']+)'")
 DIRECTORY_TTL = 5.0
 DIRECTORY_CACHE = 50_000
 CapCounts = Callable[[Sequence[str], float], dict[str, int]]
@@ -316,7 +318,9 @@ class Engine:
             notification = rule.template.render(device, extra=extra)
         except TemplateError as exc:
             field = f"field '{exc.field}': " if exc.field else ""
-            reason = f"template {field}{exc.message.split(' for the device at ')[0]}"
+            what = exc.message.split(" for the device at ")[0]
+            what = _NO_KEY.sub(r"missing '\1' (the event has no such field)", what)
+            reason = f"template {field}{what}"
             self.store.add_send(
                 job,
                 device.token,
