@@ -278,43 +278,52 @@ def _status_tables(t: Terminal, report: Any) -> None:
         t.print("no trigger activity in this journal")
         return
     rows = []
+    notes = []
     for r in report.rules:
         counts = r.counts
+        if not r.rule:  # the rule set's own line: events seen, redelivered, dead letters
+            parts = [
+                f"{counts.get(k, 0):,} {k.replace('_', ' ')}"
+                for k in ("events", "redelivered", "dead_letter")
+            ]
+            notes.append(f"{r.ruleset}: " + ", ".join(parts))
+            continue
         sent = {k.split(":", 2)[1]: v for k, v in counts.items() if k.startswith("sent:")}
         skipped = ", ".join(
             f"{k.split(':', 1)[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("skipped:")
         )
+        pending = f"{r.pending:,}" + (f" (next {_when(r.next_due)[5:16]})" if r.next_due else "")
+        if r.deferred:
+            pending += f" +{r.deferred} quiet"
+        other = sum(v for k, v in sent.items() if k != "delivered")
         rows.append(
             (
-                f"{r.ruleset}/{r.rule}" if r.rule else f"{r.ruleset} (events)",
-                counts.get("events", counts.get("matched", 0)),
+                f"{r.ruleset}/{r.rule}",
                 counts.get("fired", 0),
                 sent.get("delivered", 0),
-                sum(v for k, v in sent.items() if k != "delivered"),
-                r.pending,
-                _when(r.next_due),
-                r.deferred,
-                skipped or counts.get("dead_letter", ""),
+                other,
+                pending,
+                skipped,
             )
         )
     t.table(
-        ["rule", "events", "fired", "delivered", "not delivered", "pending", "next due", "quiet", "skipped"],
+        ["rule", "fired", "sent", "not sent", "pending", "skipped"],
         rows,
         title="trigger rules",
+        caption="; ".join(notes) or None,
     )
     if report.consumers:
         t.table(
-            ["rule set", "source", "consumer", "pid", "status", "events", "lag", "last seen"],
+            ["consumer", "source", "pid", "status", "events", "lag", "last seen"],
             [
                 (
-                    c.ruleset,
+                    f"{c.ruleset}/{c.consumer}",
                     c.source,
-                    c.consumer,
                     c.pid,
                     c.status,
                     c.events,
                     "" if c.lag is None else c.lag,
-                    _when(c.seen_at),
+                    _when(c.seen_at)[5:19],
                 )
                 for c in report.consumers
             ],
