@@ -17,12 +17,14 @@ _pushctl_complete() {
 }
 _pushctl_subcommands() {
     case "$1" in
-        "") echo "config credentials emulator forget render runs send tokens" ;;
+        "") echo "config credentials devices emulator forget render runs send tokens trigger" ;;
         "config") echo "init path set show" ;;
         "credentials") echo "check" ;;
+        "devices") echo "import invalid show" ;;
         "emulator") echo "inbox issue-cert run" ;;
         "runs") echo "export list prune prune-list show" ;;
         "tokens") echo "check" ;;
+        "trigger") echo "check run status test" ;;
     esac
 }
 _pushctl_options() {
@@ -35,6 +37,10 @@ _pushctl_options() {
         "config show") echo "" ;;
         "credentials") echo "" ;;
         "credentials check") echo "--online" ;;
+        "devices") echo "" ;;
+        "devices import") echo "--format --journal --replace -f" ;;
+        "devices invalid") echo "--journal" ;;
+        "devices show") echo "--journal" ;;
         "emulator") echo "" ;;
         "emulator inbox") echo "--state-dir --token -t" ;;
         "emulator issue-cert") echo "--environment --out-dir --state-dir" ;;
@@ -50,6 +56,11 @@ _pushctl_options() {
         "send") echo "--at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where -a -c -f" ;;
         "tokens") echo "" ;;
         "tokens check") echo "--apns-probe --concurrency --emulator --format --online --prune-list --rate -f" ;;
+        "trigger") echo "" ;;
+        "trigger check") echo "" ;;
+        "trigger run") echo "--clock --concurrency --consumer --dead-letter --devices --emulator --emulator-state --events --follow --journal --max-attempts --max-connections --max-events --rate --until-idle -F -d -e" ;;
+        "trigger status") echo "--journal --rules" ;;
+        "trigger test") echo "--devices --event --events --journal --topic -d -e" ;;
     esac
 }
 complete -o default -F _pushctl_complete pushctl

@@ -57,6 +57,8 @@ class Result:
     variant: str = ""
     line: int = 0
     """Audience line, for messages and reports."""
+    ref: int = 0
+    """The work item's ``ref``, echoed (not part of reports)."""
 
     def to_dict(self) -> dict[str, Any]:
         # Spelled out, not dataclasses.asdict(): this runs once per device on the send hot path

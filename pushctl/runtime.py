@@ -8,9 +8,11 @@ the standard loop, e.g. to rule uvloop out when debugging.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
-from collections.abc import Callable, Coroutine
+import signal
+from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -65,3 +67,30 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+@contextlib.contextmanager
+def on_stop_signals(callback: Callable[[int], None]) -> Iterator[None]:
+    """While the body runs, call ``callback(n)`` on the n-th SIGINT / SIGTERM (n = 1, 2, ...)
+    instead of letting the signal kill the process; needs a running loop in the main thread
+    (elsewhere the handlers are simply not installed)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def interrupt() -> None:
+        nonlocal presses
+        presses += 1
+        callback(presses)
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, interrupt)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

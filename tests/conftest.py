@@ -51,3 +51,15 @@ def collect_garbage_after_test() -> Iterator[None]:
     import gc
 
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis-protocol server for this test session (see tests/redis_support.py)."""
+    from redis_support import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -49,6 +49,22 @@ def test_the_fast_path_renders_exactly_what_jinja_does(source: str, ctx: dict[st
 def test_only_plain_substitutions_take_the_fast_path() -> None:
     parts = _simple_parts("Hi {{ name }}, welcome to {{city}}!")
     assert parts == ("Hi ", "name", ", welcome to ", "city", "!")
-    for source in ("{{ name | upper }}", "{{ user.name }}", "{{- name }}", "{% if a %}x{% endif %}",
+    assert _simple_parts("{{ event.data.id }}!") == ("", "event.data.id", "!")
+    for source in ("{{ name | upper }}", "{{ user['name'] }}", "{{- name }}", "{{ true.x }}",
+                   "{% if a %}x{% endif %}",
                    "{{ true }}", "a\r\n{{ name }}", "{# note #}{{ name }}"):
         assert _simple_parts(source) is None, source
+
+
+DOTTED = ["event.data.id", "event.data.items", "event.id", "event.data.n.x", "user.name"]
+KEYS = st.sampled_from(["id", "items", "n", "x"])
+nested_st = st.recursive(value_st, lambda inner: st.dictionaries(KEYS, inner, max_size=3), max_leaves=6)
+dotted_st = st.lists(st.one_of(literal, st.builds(lambda name, pad: "{{" + pad + name + pad + "}}",
+                                                  st.sampled_from(DOTTED), pad_st)), max_size=4).map("".join)
+
+
+@given(dotted_st, st.dictionaries(st.sampled_from(["event", "user"]), nested_st))
+def test_dotted_names_render_exactly_what_jinja_does(source: str, ctx: dict[str, Any]) -> None:
+    expected, jinja_error = _jinja(source, ctx)
+    got, our_error = _ours(source, ctx)
+    assert (got, our_error is None) == (expected, jinja_error is None)

@@ -17,6 +17,7 @@ from pushctl.campaign.run import (
     build_providers,
     check_start_time,
     derive_id,
+    providers_for,
     run_campaign,
 )
 from pushctl.campaign.schedule import (
@@ -56,6 +57,7 @@ __all__ = [
     "parse_at",
     "parse_clock",
     "parse_duration",
+    "providers_for",
     "run_campaign",
     "zone_for",
 ]

@@ -7,9 +7,7 @@ drive a campaign directly.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from pushctl.message import Template
 from pushctl.outcome import Outcome, Result
 from pushctl.paths import exposure_warning
 from pushctl.providers import Provider, get_provider_factory
+from pushctl.runtime import on_stop_signals
 
 
 @dataclass
@@ -94,19 +93,31 @@ def derive_id(spec: CampaignSpec, template: Template, reader: AudienceReader) ->
 
 def build_providers(spec: CampaignSpec) -> tuple[dict[str, Provider], dict[str, str]]:
     """Providers the profile has credentials for, and a skip reason for the ones it has not."""
+    return providers_for(
+        spec.profile, max_connections=spec.max_connections, validate_only=spec.validate_only,
+        password=spec.password,
+    )  # fmt: skip
+
+
+def providers_for(
+    profile: Profile,
+    *,
+    max_connections: int = 4,
+    validate_only: bool = False,
+    password: Callable[[], bytes | None] | None = None,
+) -> tuple[dict[str, Provider], dict[str, str]]:
+    """Providers ``profile`` has credentials for, and a skip reason for the ones it has not
+    (any sender of work items uses this: campaigns and trigger rules alike)."""
     providers: dict[str, Provider] = {}
     missing: dict[str, str] = {}
-    configured = {"apns": spec.profile.apns.configured, "fcm": spec.profile.fcm.configured}
+    configured = {"apns": profile.apns.configured, "fcm": profile.fcm.configured}
     for name, ok in configured.items():
         if not ok:
             missing[name] = f"no_{name}_credentials"
             continue
         factory = get_provider_factory(name)
         providers[name] = factory(
-            spec.profile,
-            max_connections=spec.max_connections,
-            validate_only=spec.validate_only,
-            password=spec.password,
+            profile, max_connections=max_connections, validate_only=validate_only, password=password
         )
     if not providers:
         raise CredentialFileError(
@@ -131,12 +142,8 @@ async def _close(providers: dict[str, Provider]) -> None:
 @contextlib.contextmanager
 def _signals(sender: Sender, on_event: Callable[[Event], None]) -> Iterator[None]:
     """First Ctrl-C / SIGTERM: finish in-flight requests; second Ctrl-C: abort."""
-    loop = asyncio.get_running_loop()
-    presses = 0
 
-    def interrupt() -> None:
-        nonlocal presses
-        presses += 1
+    def interrupt(presses: int) -> None:
         if presses == 1:
             on_event(Event("info", "stopping: finishing requests in flight (Ctrl-C again to abort)"))
             sender.stop()
@@ -144,16 +151,8 @@ def _signals(sender: Sender, on_event: Callable[[Event], None]) -> Iterator[None
             on_event(Event("info", "aborting"))
             sender.abort()
 
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, interrupt)
-            installed.append(sig)
-    try:
+    with on_stop_signals(interrupt):
         yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> CampaignReport:

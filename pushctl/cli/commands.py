@@ -26,6 +26,12 @@ COMMANDS: dict[str, CommandEntry] = {
     "render": CommandEntry(
         "render_cmd", "Render a template for audience devices and print the exact APNs / FCM requests."
     ),
+    "trigger": CommandEntry(
+        "trigger_cmd", "Rules that turn a stream of user events into personalised notifications."
+    ),
+    "devices": CommandEntry(
+        "devices_cmd", "Keep the device directory (user id -> devices) that trigger rules send to."
+    ),
     "tokens": CommandEntry("tokens_cmd", "Check device tokens without sending anything."),
     "runs": CommandEntry("runs_cmd", "Inspect campaign runs recorded in the journal."),
     "forget": CommandEntry("forget_cmd", "Erase users' and devices' personal data from the journal."),

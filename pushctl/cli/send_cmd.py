@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import typer
@@ -42,6 +42,9 @@ from pushctl.outcome import Result
 from pushctl.paths import default_journal_file, exposure_warning
 from pushctl.runtime import run as run_loop
 
+if TYPE_CHECKING:
+    from pushctl.emulator import Emulator
+
 Show = Literal["all", "failures", "none"]
 Fmt = Literal["csv", "jsonl", "text"]
 BadRowMode = Literal["fail", "skip"]
@@ -62,13 +65,21 @@ Try it on the built-in emulator:
 @contextlib.contextmanager
 def _emulator_profile(state_dir: Path | None) -> Iterator[tuple[Profile, Path]]:
     """Start the built-in emulator in-process; yield its profile and a scratch directory."""
+    with in_process_emulator(state_dir) as (profile, scratch, _emulator):
+        yield profile, scratch
+
+
+@contextlib.contextmanager
+def in_process_emulator(state_dir: Path | None) -> Iterator[tuple[Profile, Path, Emulator]]:
+    """Start the built-in emulator in-process; yield its profile, a scratch directory and the
+    emulator itself (its inbox: what each device received)."""
     from pushctl.emulator import Emulator
 
     with tempfile.TemporaryDirectory(prefix="pushctl-emulator-") as tmp:
         scratch = Path(tmp)
         with Emulator(state_dir or scratch / "state") as emulator:
             config = emulator.write_profile(scratch / "config.toml")
-            yield resolve_profile(config, "emulator"), scratch
+            yield resolve_profile(config, "emulator"), scratch, emulator
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

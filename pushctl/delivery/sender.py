@@ -390,7 +390,7 @@ class Sender:
         self.sent += 1
         self.counts[outcome.value] += 1
         self._on_result(Result(device.token, device.platform, outcome, reason, status, attempts,
-                               latency_ms, provider_id, item.variant, device.line))
+                               latency_ms, provider_id, item.variant, device.line, item.ref))
 
     # --- retries, gate, auth, environment ------------------------------------------------
 

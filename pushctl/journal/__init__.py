@@ -1,12 +1,19 @@
-"""The campaign journal (SQLite): runs, one row per device (in flight, then settled), resume,
-the per-campaign lock, the reports (``runs list/show/export``) built from it, and the removal of
-personal data: ``forget`` (erasure on request) and ``prune`` (retention).
+"""The journal (SQLite): campaign runs, one row per device (in flight, then settled), resume,
+the per-campaign lock and the reports (``runs list/show/export``) built from it; in the same
+database, the device directory (user id -> devices) and the trigger rules' state (events seen,
+pending delayed and digest sends, trigger sends); and the removal of personal data: ``forget``
+(erasure on request) and ``prune`` (retention).
 
-A device is marked in flight before its request leaves, so a crash never sends it twice visibly.
+A device is marked in flight before its request goes out, so a crash never sends it twice visibly.
 Every table holding personal data is registered in :data:`PERSONAL_TABLES` (see
 :mod:`pushctl.journal.personal`): erasure and retention walk that registry.
 """
 
+from pushctl.journal.directory import (
+    Directory,
+    DirectoryEntry,
+    ImportStats,
+)
 from pushctl.journal.erasure import ForgetReport, PruneReport
 from pushctl.journal.personal import PERSONAL_TABLES, PersonalTable
 from pushctl.journal.store import (
@@ -16,15 +23,34 @@ from pushctl.journal.store import (
     Run,
     collapse_id_for,
 )
+from pushctl.journal.trigger_status import (
+    ConsumerInfo,
+    RuleStatus,
+    TriggerStatus,
+)
+from pushctl.journal.triggers import (
+    Job,
+    PendingSend,
+    TriggerStore,
+)
 
 __all__ = [
     "FLUSH_ROWS",
     "PERSONAL_TABLES",
+    "ConsumerInfo",
     "DeviceState",
+    "Directory",
+    "DirectoryEntry",
     "ForgetReport",
+    "ImportStats",
+    "Job",
     "Journal",
+    "PendingSend",
     "PersonalTable",
     "PruneReport",
+    "RuleStatus",
     "Run",
+    "TriggerStatus",
+    "TriggerStore",
     "collapse_id_for",
 ]

@@ -66,7 +66,13 @@ ON CONFLICT (campaign_id, outcome, reason, variant, platform) DO UPDATE SET
 PERSONAL_TABLES: tuple[PersonalTable, ...] = (
     PersonalTable("devices", token="token", run="campaign_id", tally=DEVICES_TALLY),
     PersonalTable("device_users", token="token", user="user_id", run="campaign_id"),
-    # Rooms still to come register theirs here, e.g. (issue 12, triggers; issue 13, insights):
-    # PersonalTable("directory_devices", token="token", user="user_id"),
+    # The device directory and the invalid marks are current state, not history: erased on
+    # request only. Trigger jobs and sends age out with retention; their counters live in
+    # trigger_counts (no personal data), so `trigger status` totals survive.
+    PersonalTable("directory", token="token", user="user_id"),
+    PersonalTable("invalid_tokens", token="token", user="user_id"),
+    PersonalTable("trigger_jobs", token="token", user="user_id", at="created_at"),
+    PersonalTable("trigger_sends", token="token", user="user_id", at="created_at"),
+    # Rooms still to come register theirs here, e.g. (issue 13, insights):
     # PersonalTable("engagement_events", token="token", user="user_id", at="occurred_at"),
 )

@@ -240,6 +240,16 @@ def delivered_counts_since(conn: sqlite3.Connection, tokens: Sequence[str], sinc
             (*part, since),
         )
         counts.update(dict(rows))
+        # Trigger rules count too (a cap is the user's, whatever sent it); a send still in flight
+        # counts, so two rules firing at once cannot both slip under the cap.
+        rows = conn.execute(
+            "SELECT token, COUNT(*) FROM trigger_sends INDEXED BY trigger_sends_by_token "
+            f"WHERE token IN ({_placeholders(len(part))}) AND ((outcome = 'delivered' AND settled_at >= ?) "
+            "OR (outcome IS NULL AND state = 'inflight' AND created_at >= ?)) GROUP BY token",
+            (*part, since, since),
+        )
+        for token, n in rows:
+            counts[token] = counts.get(token, 0) + n
     return counts
 
 
@@ -251,6 +261,10 @@ def known_invalid(conn: sqlite3.Connection, tokens: Sequence[str]) -> set[str]:
             "SELECT DISTINCT token FROM devices INDEXED BY devices_by_token "
             f"WHERE token IN ({_placeholders(len(part))}) AND outcome = 'invalid_token'",
             tuple(part),
+        )
+        found.update(token for (token,) in rows)
+        rows = conn.execute(
+            f"SELECT token FROM invalid_tokens WHERE token IN ({_placeholders(len(part))})", tuple(part)
         )
         found.update(token for (token,) in rows)
     return found

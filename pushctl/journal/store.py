@@ -45,9 +45,12 @@ import pushctl.journal.schema as schema
 from pushctl import clock
 from pushctl.delivery import Summary
 from pushctl.errors import InputError
+from pushctl.journal.directory import DIRECTORY_SCHEMA, Directory
 from pushctl.journal.erasure import ForgetReport, PruneReport
 from pushctl.journal.lock import CampaignLock, is_locked
 from pushctl.journal.reports import RunInfo
+from pushctl.journal.trigger_status import TriggerStatus, trigger_status
+from pushctl.journal.triggers import TRIGGER_SCHEMA, TriggerStore
 from pushctl.model import Platform
 from pushctl.outcome import Result
 from pushctl.paths import create_private
@@ -106,6 +109,7 @@ class Journal:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")  # durable across kill -9: see module doc
             schema.create(self._conn)
+            self._conn.executescript(DIRECTORY_SCHEMA + TRIGGER_SCHEMA)
         except (OSError, sqlite3.DatabaseError) as exc:
             raise InputError(
                 f"cannot open the journal: {exc}", file=self.path, field="--journal",
@@ -223,6 +227,32 @@ class Journal:
                 (template_fp, audience_fp, options_json, now, campaign_id),
             )
             return True
+
+    # -- triggers and the device directory (see pushctl.journal.triggers / .directory) ------
+
+    def directory(self) -> Directory:
+        """The device directory kept in this journal (user id -> devices)."""
+        return Directory(self._conn, self._transaction)
+
+    def trigger_store(self, ruleset: str, owner: str = "") -> TriggerStore:
+        """The trigger state of one rule set; ``owner`` names this process's consumer."""
+        return TriggerStore(self._conn, self._transaction, ruleset, owner)
+
+    def trigger_lock(self, ruleset: str, consumer: str) -> CampaignLock:
+        """Lock one consumer of a rule set (a second ``trigger run`` as the same consumer exits 5)."""
+        return CampaignLock(self.trigger_lock_path(ruleset, consumer), f"{ruleset} (consumer {consumer})")
+
+    def trigger_lock_path(self, ruleset: str, consumer: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", consumer)[:80]
+        return self.lock_dir / f"trigger-{ruleset}-{safe}.lock"
+
+    def trigger_owner_alive(self, ruleset: str, consumer: str) -> bool:
+        """Whether a live process holds that consumer's lock."""
+        return is_locked(self.trigger_lock_path(ruleset, consumer))
+
+    def trigger_status(self, ruleset: str | None = None) -> TriggerStatus:
+        """Pending delayed sends, counters per rule and consumers, for ``trigger status``."""
+        return trigger_status(self._conn, ruleset)
 
     def _flush_open_runs(self) -> None:
         for run in self._open_runs:

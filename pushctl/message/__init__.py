@@ -12,6 +12,10 @@ from pushctl.message.payload import (
     build_apns,
     build_fcm,
 )
+from pushctl.message.schema import (
+    Source,
+    load_yaml,
+)
 from pushctl.message.template import (
     _ENV,
     Media,
@@ -30,9 +34,11 @@ __all__ = [
     "FcmRequest",
     "Media",
     "Notification",
+    "Source",
     "Template",
     "_Expr",
     "_simple_parts",
     "build_apns",
     "build_fcm",
+    "load_yaml",
 ]

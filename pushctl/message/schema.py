@@ -61,12 +61,21 @@ def dotted(path: PathT) -> str:
 
 
 class Source:
-    """A parsed template: its plain data plus the YAML node tree, for line numbers."""
+    """A parsed template: its plain data plus the YAML node tree, for line numbers.
 
-    def __init__(self, path: Path, data: dict[str, Any], root: Node) -> None:
+    ``prefix`` places a template that sits inside another YAML file (a trigger rule's inline
+    ``template:``): errors then name that file's lines and fields (``rules.chat.template.body``).
+    """
+
+    def __init__(self, path: Path, data: dict[str, Any], root: Node, prefix: PathT = ()) -> None:
         self.path = path
         self.data = data
         self.root = root
+        self.prefix = prefix
+
+    def field(self, path: PathT) -> str:
+        """The dotted field name of ``path`` as the user sees it (with the prefix)."""
+        return dotted((*self.prefix, *path))
 
     def line(self, path: PathT, *, key: bool = False) -> int | None:
         """1-based line of the value at ``path`` (of its key with ``key=True``)."""
@@ -92,12 +101,23 @@ class Source:
     ) -> TemplateError:
         """A TemplateError located at ``path`` in this template."""
         return TemplateError(
-            message, file=self.path, line=self.line(path, key=key), field=dotted(path) or None, hint=hint
+            message, file=self.path, line=self.line(path, key=key), field=self.field(path) or None, hint=hint
         )
 
 
 def parse(path: Path, raw: bytes) -> Source:
     """Parse template bytes with safe-load semantics; errors carry file:line."""
+    data, root = load_yaml(path, raw)
+    if root is None or data is None:
+        raise TemplateError("template is empty", file=path, hint="add at least a title or body")
+    if not isinstance(data, dict):
+        raise TemplateError("a template must be a mapping of keys (title: ..., body: ...)", file=path, line=1)
+    return Source(path, data, root)
+
+
+def load_yaml(path: Path, raw: bytes) -> tuple[Any, Node | None]:
+    """Safe-load one YAML document and keep its node tree (for line numbers); duplicate keys
+    are refused. Errors are :class:`TemplateError` values carrying file:line."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -116,12 +136,9 @@ def parse(path: Path, raw: bytes) -> Source:
         raise TemplateError(f"invalid YAML: {exc}", file=path) from None
     finally:
         loader.dispose()
-    if root is None or data is None:
-        raise TemplateError("template is empty", file=path, hint="add at least a title or body")
-    if not isinstance(data, dict):
-        raise TemplateError("a template must be a mapping of keys (title: ..., body: ...)", file=path, line=1)
-    _check_duplicates(path, root)
-    return Source(path, data, root)
+    if root is not None:
+        _check_duplicates(path, root)
+    return data, root
 
 
 def _check_duplicates(path: Path, node: Node) -> None:

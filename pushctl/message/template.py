@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,20 +93,36 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 # A string whose only template syntax is ``{{ name }}`` substitutions, by far the most common
 # personalisation ("Hi {{ name }}"). Jinja spends ~15 µs a render building a context; these are
 # rendered by joining the parts instead, with exactly Jinja's result (str() of the value).
-_SIMPLE_VAR = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*) *\}\}")
+_SIMPLE_VAR = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*) *\}\}")
+_DICT_ATTRS = frozenset(dir(dict))
+"""``{{ d.items }}`` is the dict's method in Jinja (attributes first), so such keys leave the fast path."""
 _JINJA_CONSTANTS = frozenset({"true", "false", "none", "True", "False", "None"})
 
 
 def _simple_parts(source: str) -> tuple[str, ...] | None:
-    """``source`` split into literal text (even indexes) and variable names (odd indexes), or
-    None when it uses anything else (filters, attributes, blocks, whitespace control...)."""
+    """``source`` split into literal text (even indexes) and variable names (odd indexes, maybe
+    dotted: ``event.data.id``), or None when it uses anything else (filters, calls, blocks...)."""
     parts = tuple(_SIMPLE_VAR.split(source))
     literals, names = parts[0::2], parts[1::2]
     if any(_is_template(text) or "\r" in text or "}}" in text for text in literals):
         return None  # other syntax; Jinja also normalises \r\n in literal text
-    if any(name in _JINJA_CONSTANTS for name in names):
+    if any(name.split(".", 1)[0] in _JINJA_CONSTANTS for name in names):
         return None
     return parts
+
+
+def _lookup(ctx: dict[str, Any], name: str) -> Any:
+    """``ctx[name]``, or a walk through nested dicts for ``a.b.c``; KeyError whenever Jinja might
+    answer differently (not a dict, a missing key, a key that is also a dict attribute)."""
+    if "." not in name:
+        return ctx[name]
+    first, *rest = name.split(".")
+    value = ctx[first]
+    for part in rest:
+        if type(value) is not dict or part in _DICT_ATTRS:
+            raise KeyError(part)
+        value = value[part]
+    return value
 
 
 class _Expr:
@@ -124,7 +141,7 @@ class _Expr:
         parts = self.parts
         if parts is not None:
             try:
-                return "".join([p if i % 2 == 0 else str(ctx[p]) for i, p in enumerate(parts)])
+                return "".join([p if i % 2 == 0 else str(_lookup(ctx, p)) for i, p in enumerate(parts)])
             except KeyError:
                 pass  # Jinja gives the undefined-variable error (or resolves one of its globals)
         try:
@@ -159,7 +176,7 @@ def _compile(src: schema.Source, value: Any, path: schema.PathT) -> Any:
             compiled = _ENV.from_string(value)
         except jinja2.TemplateSyntaxError as exc:
             raise src.error(f"template syntax: {exc.message}", path) from None
-        return _Expr(compiled, value, schema.dotted(path), src.line(path))
+        return _Expr(compiled, value, src.field(path), src.line(path))
     if isinstance(value, dict):
         return {k: _compile(src, v, (*path, k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -211,8 +228,10 @@ class _Variant:
 class Template:
     """A loaded, checked and compiled notification template. Build with :meth:`load`."""
 
-    def __init__(self, path: Path, raw: bytes) -> None:
-        src = schema.parse(path, raw)
+    def __init__(self, path: Path, raw: bytes, *, source: schema.Source | None = None) -> None:
+        """Check and compile ``raw`` (the template file's bytes); with ``source``, a template
+        already parsed out of another YAML file (``raw`` is then only fingerprinted)."""
+        src = source if source is not None else schema.parse(path, raw)
         schema.validate(src)
         data = src.data
         self.path = path
@@ -319,8 +338,9 @@ class Template:
             self._specs[key] = spec
         return spec
 
-    def context(self, device: Device) -> dict[str, Any]:
-        """The variables a device's fields render with: defaults, then the row's columns."""
+    def context(self, device: Device, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The variables a device's fields render with: defaults, then the row's columns, then
+        ``extra`` (a trigger rule's ``event``, ``events`` and ``event_count``)."""
         ctx: dict[str, Any] = dict(self.defaults)
         for name, value in device.attrs.items():
             # An empty cell means "no value": the default (if any) fills it.
@@ -328,10 +348,14 @@ class Template:
                 ctx[name] = value
         ctx["token"] = device.token
         ctx["platform"] = str(device.platform)
+        if extra:
+            ctx.update(extra)
         return ctx
 
-    def render(self, device: Device, *, variant: str | None = None) -> Notification:
-        """Render the notification for one device.
+    def render(
+        self, device: Device, *, variant: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> Notification:
+        """Render the notification for one device (``extra``: more variables, see :meth:`context`).
 
         Without ``variant``, a template with variants picks one with :meth:`choose_variant`
         (campaign id ``""``). The variant's name is added as ``data["pushctl_variant"]``.
@@ -346,7 +370,7 @@ class Template:
         locale = self.match_locale(device.attrs.get("locale"))
         fields, dynamic = self._spec(locale, variant)
         if dynamic:
-            fields = _evaluate(fields, self.context(device), self.path, device)
+            fields = _evaluate(fields, self.context(device, extra), self.path, device)
         data = dict(fields.get("data", ()))
         if variant is not None:
             data["pushctl_variant"] = variant

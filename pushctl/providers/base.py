@@ -97,6 +97,9 @@ class WorkItem:
     provider: str
     request: Any
     variant: str = ""
+    ref: int = 0
+    """The caller's id for this item, echoed in its :class:`Result` (trigger sends use it to find
+    their journal row: one token may be in flight for several rules at once)."""
 
 
 def prepare_item(
