@@ -112,7 +112,8 @@ def test_uninferable_and_web_push_rows(tmp_path: Path) -> None:
     assert list(reader) == []
     first, second = reader.stats.bad_samples
     assert first.line == 3 and "add a platform column" in first.message
-    assert second.line == 4 and "Web Push subscriptions are not supported yet" in second.message
+    # A bare endpoint is a Web Push subscription without its keys: say what to add.
+    assert second.line == 4 and "add p256dh and auth columns" in second.message
 
 
 def test_jsonl_bad_rows(tmp_path: Path) -> None:

@@ -6,15 +6,20 @@ comments, with mode 0600.
 from pushctl.config.edit import save_profile, set_in_text, set_value, write_private
 from pushctl.config.profiles import (
     ENV_OVERRIDES,
+    PROVIDER_SECTIONS,
     Profile,
     config_path,
     redacted,
     resolve_profile,
 )
+from pushctl.config.sections import HmsSettings, WebPushSettings
 
 __all__ = [
     "ENV_OVERRIDES",
+    "PROVIDER_SECTIONS",
+    "HmsSettings",
     "Profile",
+    "WebPushSettings",
     "config_path",
     "redacted",
     "resolve_profile",

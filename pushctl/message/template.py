@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 import pushctl.message.schema as schema
+import pushctl.message.source as source
 from pushctl.errors import TemplateError
 from pushctl.model import Device
 
@@ -34,7 +35,8 @@ _ENV = SandboxedEnvironment(
     keep_trailing_newline=True,
 )
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
-_MERGED_KEYS = frozenset({"data", "apns", "fcm"})  # overrides deep-merge these, replace the rest
+# Overrides deep-merge these, replace the rest.
+_MERGED_KEYS = frozenset({"data", "apns", "fcm", "webpush", "hms"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,8 @@ class Media:
 class Notification:
     """A notification rendered for one device, before it becomes an APNs or FCM payload.
 
-    ``apns`` and ``fcm`` may be shared between notifications: treat them as read-only.
+    ``apns``, ``fcm``, ``webpush`` and ``hms`` may be shared between notifications: treat them as
+    read-only.
     """
 
     title: str | None
@@ -72,6 +75,8 @@ class Notification:
     variant: str | None
     apns: dict[str, Any]
     fcm: dict[str, Any]
+    webpush: dict[str, Any] = field(default_factory=dict)
+    hms: dict[str, Any] = field(default_factory=dict)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +155,7 @@ def _is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-def _compile(src: schema.Source, value: Any, path: schema.PathT) -> Any:
+def _compile(src: source.Source, value: Any, path: source.PathT) -> Any:
     """``value`` with every template string replaced by an :class:`_Expr`."""
     if isinstance(value, str):
         if not _is_template(value):
@@ -159,7 +164,7 @@ def _compile(src: schema.Source, value: Any, path: schema.PathT) -> Any:
             compiled = _ENV.from_string(value)
         except jinja2.TemplateSyntaxError as exc:
             raise src.error(f"template syntax: {exc.message}", path) from None
-        return _Expr(compiled, value, schema.dotted(path), src.line(path))
+        return _Expr(compiled, value, source.dotted(path), src.line(path))
     if isinstance(value, dict):
         return {k: _compile(src, v, (*path, k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -265,7 +270,7 @@ class Template:
         return cls(path, raw)
 
     @staticmethod
-    def _fields(src: schema.Source, block: dict[str, Any], path: schema.PathT) -> dict[str, Any]:
+    def _fields(src: source.Source, block: dict[str, Any], path: source.PathT) -> dict[str, Any]:
         return {k: _compile(src, v, (*path, k)) for k, v in block.items() if k in schema.OVERRIDE_KEYS}
 
     def _default_push_type(self) -> str:
@@ -372,6 +377,8 @@ class Template:
             variant=variant,
             apns=fields.get("apns", {}),
             fcm=fields.get("fcm", {}),
+            webpush=fields.get("webpush", {}),
+            hms=fields.get("hms", {}),
         )
 
     def _badge(self, value: Any, device: Device) -> int | None:
