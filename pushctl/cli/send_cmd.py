@@ -60,15 +60,22 @@ Try it on the built-in emulator:
 
 
 @contextlib.contextmanager
-def _emulator_profile(state_dir: Path | None) -> Iterator[tuple[Profile, Path]]:
-    """Start the built-in emulator in-process; yield its profile and a scratch directory."""
+def emulated(state_dir: Path | None) -> Iterator[tuple[Any, Profile, Path]]:
+    """Start the built-in emulator in-process; yield it, its profile and a scratch directory."""
     from pushctl.emulator import Emulator
 
     with tempfile.TemporaryDirectory(prefix="pushctl-emulator-") as tmp:
         scratch = Path(tmp)
         with Emulator(state_dir or scratch / "state") as emulator:
             config = emulator.write_profile(scratch / "config.toml")
-            yield resolve_profile(config, "emulator"), scratch
+            yield emulator, resolve_profile(config, "emulator"), scratch
+
+
+@contextlib.contextmanager
+def _emulator_profile(state_dir: Path | None) -> Iterator[tuple[Profile, Path]]:
+    """Start the built-in emulator in-process; yield its profile and a scratch directory."""
+    with emulated(state_dir) as (_emulator, profile, scratch):
+        yield profile, scratch
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

@@ -31,6 +31,8 @@ SAMPLE_VAPID_SUBJECT = "mailto:push@example.com"
 SAMPLE_HMS_APP_ID = "102030405"
 SAMPLE_HMS_SECRET_FILE = DATA_DIR / "hms-client-secret.txt"
 SAMPLE_BROADCASTS = DATA_DIR / "broadcast-samples.toml"
+SAMPLE_APNS_CHANNEL = "cHVzaGN0bC1zYW1wbGUtc2NvcmVz"
+"""The sample Live Activity channel (in ``broadcast-samples.toml``): two sample iOS devices follow it."""
 """Topic and channel subscriptions of the sample devices (``samples/audience.csv``)."""
 
 _HEX = re.compile(r"[0-9a-fA-F]+")

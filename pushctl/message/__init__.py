@@ -3,6 +3,11 @@ path for plain substitutions, locales, A/B variants), and the payload builders w
 limits: APNs, FCM, Web Push (with its RFC 8291 encryption) and HMS.
 """
 
+from pushctl.message.broadcast import (
+    FCM_TOPIC_LIMIT,
+    build_apns_broadcast,
+    build_fcm_broadcast,
+)
 from pushctl.message.hms import (
     HMS_LIMIT,
     HMS_MAX_TOKENS,
@@ -40,6 +45,7 @@ __all__ = [
     "APNS_LIMIT",
     "APNS_VOIP_LIMIT",
     "FCM_LIMIT",
+    "FCM_TOPIC_LIMIT",
     "HMS_LIMIT",
     "HMS_MAX_TOKENS",
     "PLAINTEXT_LIMIT",
@@ -54,7 +60,9 @@ __all__ = [
     "_Expr",
     "_simple_parts",
     "build_apns",
+    "build_apns_broadcast",
     "build_fcm",
+    "build_fcm_broadcast",
     "build_hms",
     "build_webpush",
     "encrypt",
