@@ -17,28 +17,38 @@ _pushctl_complete() {
 }
 _pushctl_subcommands() {
     case "$1" in
-        "") echo "config credentials emulator render runs send tokens" ;;
+        "") echo "broadcast channels config credentials emulator render runs send tokens webpush" ;;
+        "channels") echo "create delete list show" ;;
         "config") echo "init path set show" ;;
         "credentials") echo "check" ;;
-        "emulator") echo "inbox issue-cert run" ;;
+        "emulator") echo "inbox issue-cert join run subscribe" ;;
         "runs") echo "export list prune-list show" ;;
         "tokens") echo "check" ;;
+        "webpush") echo "keygen" ;;
     esac
 }
 _pushctl_options() {
     case "$1" in
         "") echo "--config --debug --no-color --output --profile --quiet --verbose --version -o -p -q -v" ;;
+        "broadcast") echo "--apns-channel --campaign --emulator --fcm-condition --fcm-topic --force --journal --validate-only -c" ;;
+        "channels") echo "" ;;
+        "channels create") echo "--storage-policy" ;;
+        "channels delete") echo "" ;;
+        "channels list") echo "" ;;
+        "channels show") echo "" ;;
         "config") echo "" ;;
         "config init") echo "--force" ;;
         "config path") echo "" ;;
         "config set") echo "" ;;
         "config show") echo "" ;;
         "credentials") echo "" ;;
-        "credentials check") echo "--online" ;;
+        "credentials check") echo "--online --webpush-subscription" ;;
         "emulator") echo "" ;;
         "emulator inbox") echo "--state-dir --token -t" ;;
         "emulator issue-cert") echo "--environment --out-dir --state-dir" ;;
-        "emulator run") echo "--apns-port --fcm-port --no-profile --profile-name --scenario --seed --state-dir --workers" ;;
+        "emulator join") echo "--apns-channel --fcm-topic --state-dir" ;;
+        "emulator run") echo "--apns-port --fcm-port --hms-port --no-profile --profile-name --scenario --seed --state-dir --webpush-port --workers" ;;
+        "emulator subscribe") echo "--application-server-key --base-url --id --state-dir" ;;
         "render") echo "--audience --campaign --format --on-bad-row --platform --row --token --topic --variant -a -f" ;;
         "runs") echo "" ;;
         "runs export") echo "--format --journal --out -f" ;;
@@ -48,6 +58,8 @@ _pushctl_options() {
         "send") echo "--at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where -a -c -f" ;;
         "tokens") echo "" ;;
         "tokens check") echo "--apns-probe --concurrency --emulator --format --online --prune-list --rate -f" ;;
+        "webpush") echo "" ;;
+        "webpush keygen") echo "--force" ;;
     esac
 }
 complete -o default -F _pushctl_complete pushctl

@@ -17,6 +17,7 @@ from pushctl.checks.tokens_offline import (
 from pushctl.checks.tokens_online import (
     APNS_NOT_CHECKED,
     NOT_CHECKED_REASONS,
+    WEBPUSH_NOT_CHECKED,
     Finding,
     OnlineFinding,
     OnlineReport,
@@ -27,6 +28,7 @@ from pushctl.checks.tokens_online import (
 __all__ = [
     "APNS_NOT_CHECKED",
     "NOT_CHECKED_REASONS",
+    "WEBPUSH_NOT_CHECKED",
     "Finding",
     "OnlineFinding",
     "OnlineReport",

@@ -34,7 +34,7 @@ from pushctl.providers.webpush import (
 )
 from pushctl.transport import ConnectError, ConnectionLost
 
-PROBE_SUBSCRIPTION = "/pushctl-credentials-probe"
+PROBE_SUBSCRIPTION = "/unknown-pushctl-credentials-probe"
 """Path of the probe push: an id no push service issued."""
 HMS_PROBE_TOKEN = "pushctl-credentials-probe"
 """Not an HMS token: a ``validate_only`` message to it alone is answered 80300007."""

@@ -24,7 +24,7 @@ class CommandEntry(NamedTuple):
 COMMANDS: dict[str, CommandEntry] = {
     "send": CommandEntry("send_cmd", "Send a personalised campaign to every device of an audience."),
     "render": CommandEntry(
-        "render_cmd", "Render a template for audience devices and print the exact APNs / FCM requests."
+        "render_cmd", "Render a template for audience devices and print the exact requests they would get."
     ),
     "broadcast": CommandEntry(
         "broadcast_cmd", "Send one message to an FCM topic or condition, or to an APNs broadcast channel."

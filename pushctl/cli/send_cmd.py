@@ -331,7 +331,10 @@ def send(
         attempts = max_attempts or profile.sender.max_attempts
         conc = concurrency or profile.sender.concurrency
         options = SendOptions(
-            concurrency={"apns": conc, "fcm": conc} if conc else {}, rate=send_rate, max_attempts=attempts
+            # HMS requests carry up to 1,000 devices each: its own default (a few in flight) stays.
+            concurrency={"apns": conc, "fcm": conc, "webpush": conc} if conc else {},
+            rate=send_rate,
+            max_attempts=attempts,
         )
         spec = CampaignSpec(
             template=template,
