@@ -71,7 +71,8 @@ def test_readme_first_command_as_typed(tmp_path: Path) -> None:
     assert summary["outcomes"]["invalid_token"] == 6
     assert summary["total"] == 15 == len(results)
     assert set(summary["platforms"]) == {"ios", "android", "web", "webpush", "hms"}
-    assert summary["platforms"]["webpush"] == {"delivered": 1} and summary["platforms"]["hms"] == {"delivered": 1}
+    assert summary["platforms"]["webpush"] == {"delivered": 1}
+    assert summary["platforms"]["hms"] == {"delivered": 1}
     assert summary["exit_code"] == 1
     reasons = {r["token"][:4]: r["reason"] for r in results if r["outcome"] == "invalid_token"}
     assert reasons == SAMPLE_INVALID
@@ -96,7 +97,8 @@ def test_readme_first_command_shows_device_and_summary_tables() -> None:
         assert reason in row, row
     summary_rows = [line for line in stdout.splitlines() if "delivered" in line]
     assert any(" 9 " in line for line in summary_rows)
-    assert "By platform" in stdout and any("webpush" in line and " 1 " in line for line in stdout.splitlines())
+    assert "By platform" in stdout
+    assert any("webpush" in line and " 1 " in line for line in stdout.splitlines())
     assert "15 devices" in stdout  # the closing line: devices, duration, throughput, retries
     assert "{" not in stdout  # tables, not JSON
     assert "Traceback" not in stderr

@@ -36,7 +36,7 @@ def keygen(
         terminal.json_line({"vapid_private_key": str(key.path.resolve()),
                             "application_server_key": key.application_server_key})
         return
-    terminal.print(key.application_server_key)
+    terminal.raw(key.application_server_key + "\n")  # unwrapped: it is copied into the web app
     quoted = shlex.quote(str(key.path.resolve()))
     terminal.info(
         f"wrote {key.path} (0600). The line above is the application server key for your web app.\n"

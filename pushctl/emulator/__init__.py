@@ -19,7 +19,7 @@ from pushctl.emulator.registry import (
 )
 from pushctl.emulator.scenario import ErrorFault, Faults, Options, Scenario
 from pushctl.emulator.tls import client_context, ensure_certificates, issue_client_certificate
-from pushctl.emulator.webpush import issue_subscription, test_keys
+from pushctl.emulator.webpush import issue_subscription, subscription_keys
 from pushctl.emulator.workers import EmulatorWorkers
 
 __all__ = [
@@ -48,5 +48,5 @@ __all__ = [
     "issue_client_certificate",
     "issue_subscription",
     "read_endpoints",
-    "test_keys",
+    "subscription_keys",
 ]

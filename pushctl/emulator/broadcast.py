@@ -147,6 +147,7 @@ class BroadcastService:
             return auth
         headers, topics = auth
         request_id = headers.get("apns-request-id") or str(uuid.uuid4())
+        kind = "broadcast" if req.path.startswith("/4/") else "channels"
         try:
             if (m := _BROADCAST.fullmatch(req.path)) is not None:
                 response = self._broadcast(req, m.group(1), headers, topics, request_id)
@@ -155,10 +156,10 @@ class BroadcastService:
             else:
                 raise _Fail(404, "BadPath")
         except _Fail as fail:
-            self.stats[f"{fail.status} {fail.reason}"] += 1
+            self.stats[f"{kind} {fail.status} {fail.reason}"] += 1
             body = json.dumps({"reason": fail.reason}, separators=(",", ":")).encode()
             return Response(fail.status, body, [*JSON_HEADERS, ("apns-request-id", request_id)])
-        self.stats[str(response.status)] += 1
+        self.stats[f"{kind} {response.status}"] += 1
         response.headers.append(("apns-request-id", request_id))
         return response
 

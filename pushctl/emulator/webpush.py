@@ -62,7 +62,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def test_keys(sub_id: str) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
+def subscription_keys(sub_id: str) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
     """The (private key, auth secret) the emulator holds for subscription ``sub_id``."""
     digest = hmac.new(TEST_KEY_SEED, b"key:" + sub_id.encode(), hashlib.sha512).digest()
     scalar = int.from_bytes(digest, "big") % (_P256_ORDER - 1) + 1
@@ -82,7 +82,7 @@ def issue_subscription(
     sub_id = sub_id or "emu" + secrets.token_hex(12)
     if application_server_key:
         sub_id += "-k" + key_tag(application_server_key)
-    private, auth = test_keys(sub_id)
+    private, auth = subscription_keys(sub_id)
     public = private.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     return {
         "endpoint": base_url.rstrip("/") + SUBSCRIPTION_PATH + sub_id,
@@ -212,7 +212,7 @@ class WebPushService:
             raise _Reject(404, "NotFound", "no such subscription")
         payload: dict[str, Any] | None = None
         if req.body and sub_id.startswith("emu"):
-            private, auth = test_keys(sub_id)
+            private, auth = subscription_keys(sub_id)
             try:
                 plaintext = decrypt(req.body, private, auth)
             except ValueError as exc:
