@@ -48,8 +48,9 @@ BadRowMode = Literal["fail", "skip"]
 
 HELP = """Send a personalised campaign to every device of an audience.
 
-Renders TEMPLATE for each audience row, sends through APNs and FCM side by side, shows live
-progress, and ends with a per-device table and a summary (JSON Lines with --output json).
+Renders TEMPLATE for each audience row, sends through APNs, FCM, Web Push and HMS side by
+side, shows live progress, and ends with a per-device table and a summary (JSON Lines with
+--output json).
 Every send is recorded in the journal (--emulator alone uses a scratch one): re-running the
 same command continues the campaign without sending any device twice (see `pushctl runs`).
 
