@@ -4,7 +4,13 @@ topic and broadcast-channel subscriptions), an inbox, faults.
 ``Emulator`` is the entry point; see DEVELOPERS.md for the built-in test tokens.
 """
 
-from pushctl.emulator.emulator import ENDPOINTS_FILE, SERVICE_ACCOUNT_FILE, Emulator, inbox_key, read_endpoints
+from pushctl.emulator.emulator import (
+    ENDPOINTS_FILE,
+    SERVICE_ACCOUNT_FILE,
+    Emulator,
+    inbox_key,
+    read_endpoints,
+)
 from pushctl.emulator.inbox import Delivery, Inbox
 from pushctl.emulator.registry import (
     SAMPLE_APNS_CHANNEL,
