@@ -231,6 +231,8 @@ def _print_device(terminal: Terminal, device: Device, record: dict[str, Any]) ->
     )
     terminal.print(header)
     terminal.raw(f"POST {record['path']}\n")
+    if record.get("push_service"):
+        terminal.print(f"(sent to {record['push_service']}: the profile's webpush.endpoint)")
     for name, value in record["headers"].items():
         terminal.raw(f"{name}: {value}\n")
     terminal.raw(json.dumps(record["payload"], indent=2, ensure_ascii=False) + "\n")
