@@ -17,26 +17,34 @@ _pushctl_complete() {
 }
 _pushctl_subcommands() {
     case "$1" in
-        "") echo "config credentials devices emulator forget render runs send tokens trigger" ;;
+        "") echo "broadcast channels config credentials devices emulator forget render runs send tokens trigger webpush" ;;
+        "channels") echo "create delete list show" ;;
         "config") echo "init path set show" ;;
         "credentials") echo "check" ;;
         "devices") echo "import invalid show" ;;
-        "emulator") echo "inbox issue-cert run" ;;
+        "emulator") echo "inbox issue-cert join run subscribe" ;;
         "runs") echo "export list prune prune-list show" ;;
         "tokens") echo "check" ;;
         "trigger") echo "check run status test" ;;
+        "webpush") echo "keygen" ;;
     esac
 }
 _pushctl_options() {
     case "$1" in
         "") echo "--config --debug --no-color --output --profile --quiet --verbose --version -o -p -q -v" ;;
+        "broadcast") echo "--apns-channel --campaign --emulator --fcm-condition --fcm-topic --force --journal --validate-only -c" ;;
+        "channels") echo "" ;;
+        "channels create") echo "--storage-policy" ;;
+        "channels delete") echo "" ;;
+        "channels list") echo "" ;;
+        "channels show") echo "" ;;
         "config") echo "" ;;
         "config init") echo "--force" ;;
         "config path") echo "" ;;
         "config set") echo "" ;;
         "config show") echo "" ;;
         "credentials") echo "" ;;
-        "credentials check") echo "--online" ;;
+        "credentials check") echo "--online --webpush-subscription" ;;
         "devices") echo "" ;;
         "devices import") echo "--format --journal --replace -f" ;;
         "devices invalid") echo "--journal" ;;
@@ -44,7 +52,9 @@ _pushctl_options() {
         "emulator") echo "" ;;
         "emulator inbox") echo "--state-dir --token -t" ;;
         "emulator issue-cert") echo "--environment --out-dir --state-dir" ;;
-        "emulator run") echo "--apns-port --fcm-port --no-profile --profile-name --scenario --seed --state-dir --workers" ;;
+        "emulator join") echo "--apns-channel --fcm-topic --state-dir" ;;
+        "emulator run") echo "--apns-port --fcm-port --hms-port --no-profile --profile-name --scenario --seed --state-dir --webpush-port --workers" ;;
+        "emulator subscribe") echo "--application-server-key --base-url --id --state-dir" ;;
         "forget") echo "--from --journal --token --user -t -u" ;;
         "render") echo "--audience --campaign --format --on-bad-row --platform --row --token --topic --variant -a -f" ;;
         "runs") echo "" ;;
@@ -61,6 +71,8 @@ _pushctl_options() {
         "trigger run") echo "--clock --concurrency --consumer --dead-letter --devices --emulator --emulator-state --events --follow --journal --max-attempts --max-connections --max-events --rate --until-idle -F -d -e" ;;
         "trigger status") echo "--journal --rules" ;;
         "trigger test") echo "--devices --event --events --journal --topic -d -e" ;;
+        "webpush") echo "" ;;
+        "webpush keygen") echo "--force" ;;
     esac
 }
 complete -o default -F _pushctl_complete pushctl

@@ -12,11 +12,25 @@ class Platform(StrEnum):
     IOS = "ios"
     ANDROID = "android"
     WEB = "web"
+    """An FCM *web* registration token (sent through FCM)."""
+    WEBPUSH = "webpush"
+    """A Web Push subscription (RFC 8030): the token is its endpoint URL, the keys are attributes."""
+    HMS = "hms"
+    """A Huawei Push Kit token (Huawei devices without Google services)."""
 
     @property
     def provider(self) -> str:
-        """The provider that delivers to this platform (``apns`` or ``fcm``)."""
-        return "apns" if self is Platform.IOS else "fcm"
+        """The provider that delivers to this platform (``apns``, ``fcm``, ``webpush`` or ``hms``)."""
+        return _PROVIDER[self]
+
+
+_PROVIDER = {
+    Platform.IOS: "apns",
+    Platform.ANDROID: "fcm",
+    Platform.WEB: "fcm",
+    Platform.WEBPUSH: "webpush",
+    Platform.HMS: "hms",
+}
 
 
 @dataclass(slots=True, frozen=True)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's first command: set up a virtualenv (once), then send the sample campaign to the
-# built-in APNs + FCM emulator. Extra arguments go to `pushctl send`.
+# built-in emulator: APNs, FCM, Web Push and HMS devices. Extra arguments go to `pushctl send`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${PUSHCTL_VENV:-.venv}"

@@ -26,15 +26,18 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_sample_csv(samples: Path) -> None:
     reader = AudienceReader(samples / "audience.csv")
     devices = list(reader)
-    assert len(devices) == 13 and reader.stats.rows == 13 and reader.stats.bad_rows == 0
+    assert len(devices) == 15 and reader.stats.rows == 15 and reader.stats.bad_rows == 0
     first = devices[0]
     assert first.platform is Platform.IOS and first.line == 2
     assert first.attrs == {
         "name": "Alice", "locale": "en", "timezone": "America/New_York", "user_id": "u1001",
     }
-    assert {d.attrs["locale"] for d in devices} == {"en", "fr", "zh-CN", "de"}
+    assert {d.attrs["locale"] for d in devices} == {"en", "fr", "zh-CN", "de", "es"}
     assert any(d.token.startswith("dead") for d in devices)
     assert [d.token for d in devices if d.platform is Platform.WEB]
+    web = next(d for d in devices if d.platform is Platform.WEBPUSH)
+    assert web.token.startswith("https://") and set(web.attrs) >= {"p256dh", "auth"}
+    assert [d.attrs["name"] for d in devices if d.platform is Platform.HMS] == ["Wang Fang"]
 
 
 def test_sample_jsonl_and_text(samples: Path) -> None:
@@ -112,7 +115,8 @@ def test_uninferable_and_web_push_rows(tmp_path: Path) -> None:
     assert list(reader) == []
     first, second = reader.stats.bad_samples
     assert first.line == 3 and "add a platform column" in first.message
-    assert second.line == 4 and "Web Push subscriptions are not supported yet" in second.message
+    # A bare endpoint is a Web Push subscription without its keys: say what to add.
+    assert second.line == 4 and "add p256dh and auth columns" in second.message
 
 
 def test_jsonl_bad_rows(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pushctl.audience import WEB_PUSH_UNSUPPORTED, TokenSet, infer_platform, normalize_token, token_problem
+from pushctl.audience import TokenSet, infer_platform, normalize_token, token_problem
 from pushctl.model import Platform
 
 APNS = "a4c123b1612dd272d1371c17149d439536b3216fdaeeb975729fae923d5a4fd1"
@@ -37,8 +37,8 @@ def test_normalize_token(raw: str, expected: str) -> None:
         (FCM, Platform.ANDROID),
         ("x" * 32, Platform.ANDROID),
         ("x" * 31, None),
-        ('{"endpoint": "https://push.example/abc", "keys": {}}', Platform.WEB),
-        ("https://fcm.googleapis.com/fcm/send/abc", Platform.WEB),
+        ('{"endpoint": "https://push.example/abc", "keys": {}}', Platform.WEBPUSH),
+        ("https://fcm.googleapis.com/fcm/send/abc", Platform.WEBPUSH),
         ("has spaces in it and is quite long, really", None),
         ("", None),
     ],
@@ -61,7 +61,11 @@ def test_token_problem_fcm() -> None:
     assert token_problem(FCM, Platform.WEB) is None
     problem = token_problem("abc def", Platform.ANDROID)
     assert problem is not None and "' '" in problem
-    assert token_problem("https://push.example/x", Platform.WEB) == WEB_PUSH_UNSUPPORTED
+    problem = token_problem("https://push.example/x", Platform.WEB)
+    assert problem is not None and "set the platform to webpush" in problem
+    assert token_problem("https://push.example/x", Platform.WEBPUSH) is None
+    problem = token_problem("http://push.example/x", Platform.WEBPUSH)
+    assert problem is not None and "https://" in problem
 
 
 def test_token_problem_over_4kb() -> None:

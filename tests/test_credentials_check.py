@@ -85,7 +85,7 @@ def test_no_credentials_is_usage_error_with_hint(tmp_path: Path) -> None:
     assert code == ExitCode.USAGE
     assert out == ""
     assert "pushctl config init" in err
-    assert "no APNs or FCM credentials" in err
+    assert "no APNs, FCM, Web Push or HMS credentials" in err
 
 
 def test_failed_checks_exit_3_and_say_why(tmp_path: Path, samples: Path) -> None:

@@ -59,7 +59,10 @@ def test_sample_credentials_pass(emulator: tuple[Emulator, Path]) -> None:
     assert "BadDeviceToken" in apns["detail"] and "sandbox" in apns["detail"]
     assert "pushctl-emulator@pushctl-emulator.iam.gserviceaccount.com" in fcm["detail"]
     assert "project pushctl-emulator" in fcm["detail"]
-    assert "5 checks, all ok" in err
+    webpush, hms = rows["webpush"], rows["hms"]
+    assert webpush["ok"] and "accepted the VAPID JWT" in webpush["detail"]
+    assert hms["ok"] and "got an access token for app 102030405" in hms["detail"]
+    assert "9 checks, all ok" in err  # the emulator profile has all four providers + its CA
     assert emu.inbox.total() == 0  # the probe token belongs to no device: nothing was delivered
 
 

@@ -66,9 +66,13 @@ def test_readme_first_command_as_typed(tmp_path: Path) -> None:
     objs = _json_lines(proc.stdout)
     results, summary = objs[:-1], objs[-1]
     assert summary["type"] == "summary" and all(o["type"] == "result" for o in results)
-    assert summary["outcomes"]["delivered"] == 7
+    # The sample reaches all four platforms: APNs, FCM, Web Push and HMS.
+    assert summary["outcomes"]["delivered"] == 9
     assert summary["outcomes"]["invalid_token"] == 6
-    assert summary["total"] == 13 == len(results)
+    assert summary["total"] == 15 == len(results)
+    assert set(summary["platforms"]) == {"ios", "android", "web", "webpush", "hms"}
+    assert summary["platforms"]["webpush"] == {"delivered": 1}
+    assert summary["platforms"]["hms"] == {"delivered": 1}
     assert summary["exit_code"] == 1
     reasons = {r["token"][:4]: r["reason"] for r in results if r["outcome"] == "invalid_token"}
     assert reasons == SAMPLE_INVALID
@@ -82,7 +86,7 @@ def test_readme_first_command_shows_device_and_summary_tables() -> None:
     assert code == 1, stderr
     assert "Devices" in stdout and "Summary" in stdout  # --show all (default), failures first
     device_rows = [line for line in stdout.split("Summary")[0].splitlines() if "│" in line]
-    assert len(device_rows) == 13
+    assert len(device_rows) == 15
     outcomes = ["delivered" if "delivered" in row else "failure" for row in device_rows]
     assert outcomes == sorted(outcomes, key=lambda o: o == "delivered")
     header = next(line for line in stdout.splitlines() if "token" in line and "outcome" in line)
@@ -92,8 +96,10 @@ def test_readme_first_command_shows_device_and_summary_tables() -> None:
         row = next(line for line in stdout.splitlines() if prefix in line and "invalid_token" in line)
         assert reason in row, row
     summary_rows = [line for line in stdout.splitlines() if "delivered" in line]
-    assert any(" 7 " in line for line in summary_rows)
-    assert "13 devices" in stdout  # the closing line: devices, duration, throughput, retries
+    assert any(" 9 " in line for line in summary_rows)
+    assert "By platform" in stdout
+    assert any("webpush" in line and " 1 " in line for line in stdout.splitlines())
+    assert "15 devices" in stdout  # the closing line: devices, duration, throughput, retries
     assert "{" not in stdout  # tables, not JSON
     assert "Traceback" not in stderr
 
@@ -117,15 +123,15 @@ def test_json_output_is_json_lines_only(tmp_path: Path) -> None:
         )
     assert code == 1, stderr
     objs = _json_lines(stdout)
-    assert [o["type"] for o in objs] == ["result"] * 13 + ["summary"]
+    assert [o["type"] for o in objs] == ["result"] * 15 + ["summary"]
     keys = {"token", "platform", "outcome", "reason", "status", "attempts", "latency_ms", "provider_id"}
     for obj in objs[:-1]:
         assert keys <= set(obj)
-        assert obj["attempts"] == 1 and obj["status"] in (200, 400, 403, 404, 410)
+        assert obj["attempts"] == 1 and obj["status"] in (200, 201, 400, 403, 404, 410)  # Web Push: 201
         if obj["outcome"] == "delivered":
             assert obj["provider_id"]  # apns-id or the FCM message name
     summary = objs[-1]
-    assert summary["outcomes"]["delivered"] == 7 and summary["outcomes"]["invalid_token"] == 6
+    assert summary["outcomes"]["delivered"] == 9 and summary["outcomes"]["invalid_token"] == 6
     assert summary["retries"] == 0
     # Diagnostics went to stderr, none of it to stdout.
     assert "campaign" in stderr
@@ -255,7 +261,7 @@ def test_dry_run_sends_nothing_and_prints_what_would_be_sent(tmp_path: Path) -> 
     assert not stats["apns"] and not stats["fcm"] and not stats["oauth"]  # no request at all
     objs = _json_lines(stdout)
     planned = [o for o in objs if o["type"] == "dry_run"]
-    assert len(planned) == 13
+    assert len(planned) == 15
     alice = next(o for o in planned if o["token"].startswith("a4c1"))
     assert alice["payload"]["aps"]["alert"]["title"] == "Welcome, Alice!"
     assert alice["path"].startswith("/3/device/a4c1")
@@ -263,7 +269,9 @@ def test_dry_run_sends_nothing_and_prints_what_would_be_sent(tmp_path: Path) -> 
     assert benoit["payload"]["message"]["notification"]["title"] == "Bienvenue, Benoît !"
     summary = objs[-1]
     assert summary["type"] == "summary" and summary["dry_run"] is True
-    assert summary["would_send"] == {"apns": 6, "fcm": 7}
+    assert summary["would_send"] == {"apns": 6, "fcm": 7, "webpush": 1, "hms": 1}
+    sofia = next(o for o in planned if o["platform"] == "webpush")
+    assert sofia["payload"]["title"] == "Welcome, Sofia!" and sofia["encrypted_bytes"] > sofia["bytes"]
     assert not (tmp_path / "j.sqlite3").exists()  # no campaign was started
 
 
@@ -283,8 +291,8 @@ def test_show_all_lists_every_device_failures_first() -> None:
     assert code == 1, stderr
     assert "Devices" in stdout
     rows = [line for line in stdout.splitlines() if "delivered" in line or "invalid_token" in line]
-    device_rows = rows[:13]
-    assert [("invalid_token" in r) for r in device_rows] == [True] * 6 + [False] * 7
+    device_rows = rows[:15]
+    assert [("invalid_token" in r) for r in device_rows] == [True] * 6 + [False] * 9
 
 
 def test_a_row_missing_a_variable_is_rejected_and_the_campaign_goes_on(tmp_path: Path) -> None:

@@ -16,8 +16,10 @@ def test_builtin_providers_are_registered_lazily() -> None:
     assert registry.PROVIDERS == {
         "apns": "pushctl.providers.apns:create",
         "fcm": "pushctl.providers.fcm:create",
+        "webpush": "pushctl.providers.webpush:create",
+        "hms": "pushctl.providers.hms:create",
     }
-    assert {"apns", "fcm"} <= set(registry.available_providers())
+    assert {"apns", "fcm", "webpush", "hms"} <= set(registry.available_providers())
 
 
 def test_factory_is_imported_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,8 +28,8 @@ def test_factory_is_imported_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_provider_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="unknown provider 'hms'") as info:
-        registry.get_provider_factory("hms")
+    with pytest.raises(ConfigError, match="unknown provider 'xiaomi'") as info:
+        registry.get_provider_factory("xiaomi")
     assert "apns" in str(info.value)
 
 

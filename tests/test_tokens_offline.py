@@ -30,11 +30,11 @@ def json_lines(stdout: str) -> list[dict[str, object]]:
 
 def test_sample_audience_has_warnings_but_no_invalid_tokens(samples: Path) -> None:
     report = check_audience(samples / "audience.csv")
-    assert report.valid and report.rows == 13 and report.devices == 13
-    assert report.platforms == {"ios": 6, "android": 6, "web": 1}
+    assert report.valid and report.rows == 15 and report.devices == 15
+    assert report.platforms == {"ios": 6, "android": 6, "web": 1, "webpush": 1, "hms": 1}
     assert [(f.line, f.problem) for f in report.findings] == [
-        (11, Problem.UNUSUAL_LENGTH),  # 62 hex chars
-        (14, Problem.UNUSUAL_LENGTH),  # shorttoken123
+        (13, Problem.UNUSUAL_LENGTH),  # 62 hex chars
+        (16, Problem.UNUSUAL_LENGTH),  # shorttoken123
     ]
 
 

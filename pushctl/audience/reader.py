@@ -7,21 +7,26 @@ so a 1,000,000-row audience never sits in memory (duplicates are found with a
 Formats (chosen by ``fmt``, else by extension: ``.csv``; ``.jsonl``/``.ndjson``; anything
 else is text; stdin without ``fmt`` is sniffed from its first line):
 
-- CSV: a header row with a ``token`` column; an optional ``platform`` column.
-- JSON Lines: one object per line with a ``token`` key; numbers/booleans become strings,
+- CSV: a header row with a ``token`` column (or, for Web Push, ``endpoint`` or ``subscription``);
+  an optional ``platform`` column.
+- JSON Lines: one object per line with a ``token`` key (or a Web Push ``subscription`` object, or
+  the ``PushSubscription.toJSON()`` object itself); numbers/booleans become strings, other
   nested objects or arrays make the row bad.
-- Text: one token per line; blank lines and ``#`` comments are skipped.
+- Text: one token (or subscription JSON) per line; blank lines and ``#`` comments are skipped.
 
 Every other column becomes ``Device.attrs`` (empty values are dropped). ``platform`` is
-``ios``, ``android`` or ``web`` (case-insensitive; ``apns`` and ``fcm`` are accepted too);
-``web`` is an FCM *web* registration token, sent through FCM. When it is absent the
-platform is inferred from the token:
+``ios``, ``android``, ``web``, ``webpush`` or ``hms`` (case-insensitive; ``apns``, ``fcm`` and
+``huawei`` are accepted too); ``web`` is an FCM *web* registration token, sent through FCM,
+``webpush`` a Web Push subscription sent to its own push service (its keys are the ``p256dh``
+and ``auth`` attributes, see :mod:`.subscription`). When it is absent the platform is inferred
+from the token:
 
 1. only hex digits and at least 32 characters            -> ``ios`` (APNs)
-2. a subscription JSON (``{...}``) or an ``https://`` URL -> a Web Push subscription,
-   reported as a bad row: "Web Push subscriptions are not supported yet; use an FCM web token"
+2. a subscription JSON (``{...}``) or an ``https://`` URL -> ``webpush``
 3. only ``A-Z a-z 0-9 _ : -`` and at least 32 characters  -> ``android`` (FCM)
 4. otherwise a bad row: "cannot tell the platform of this token; add a platform column".
+
+HMS tokens look like FCM ones: rows of Huawei devices need ``platform`` ``hms``.
 
 Line numbers are physical, 1-based lines (a CSV record spanning lines reports its first).
 """
@@ -37,6 +42,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+from pushctl.audience.subscription import (
+    AUTH,
+    P256DH,
+    SUBSCRIPTION_COLUMNS,
+    looks_like_subscription,
+    parse_subscription_json,
+    subscription_from_mapping,
+    subscription_problem,
+)
 from pushctl.audience.tokens import TokenSet, infer_platform, normalize_token, token_problem
 from pushctl.errors import AudienceError
 from pushctl.model import Device, Platform
@@ -64,12 +78,16 @@ _PLATFORMS = {
     "android": Platform.ANDROID,
     "fcm": Platform.ANDROID,
     "web": Platform.WEB,
+    "webpush": Platform.WEBPUSH,
+    "hms": Platform.HMS,
+    "huawei": Platform.HMS,
 }
 _EXTENSIONS: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 def parse_platform(value: str) -> Platform | None:
-    """``ios``/``apns``, ``android``/``fcm`` or ``web`` (any case) as a Platform, else None."""
+    """``ios``/``apns``, ``android``/``fcm``, ``web``, ``webpush`` or ``hms``/``huawei`` (any case)
+    as a Platform, else None."""
     return _PLATFORMS.get(value.strip().lower())
 
 
@@ -242,6 +260,14 @@ class AudienceReader:
 
     def _device(self, row: _Row) -> Device | None:
         line, raw_token, raw_platform, attrs = row
+        if raw_token[:1] == "{" or raw_token.lstrip()[:1] == "{":
+            # A whole Web Push subscription (PushSubscription.toJSON()) in place of a token.
+            parsed = parse_subscription_json(raw_token)
+            if isinstance(parsed, str):
+                self._bad(BadRow(self.source, line, "token", parsed, "", raw_platform))
+                return None
+            raw_token = parsed.endpoint
+            attrs = {**attrs, P256DH: parsed.p256dh, AUTH: parsed.auth}
         token = normalize_token(raw_token)
         if not token:
             self._bad(BadRow(self.source, line, "token", "empty token", "", raw_platform))
@@ -253,7 +279,7 @@ class AudienceReader:
         elif raw_platform.strip():
             platform = parse_platform(raw_platform)
             if platform is None:
-                message = f"unknown platform {raw_platform.strip()!r} (use ios, android or web)"
+                message = f"unknown platform {raw_platform.strip()!r} (use ios, android, web, webpush or hms)"
                 self._bad(BadRow(self.source, line, "platform", message, token, raw_platform))
                 return None
         else:
@@ -262,7 +288,12 @@ class AudienceReader:
                 message = "cannot tell the platform of this token; add a platform column"
                 self._bad(BadRow(self.source, line, "token", message, token, raw_platform))
                 return None
-        problem = token_problem(token, platform)
+        if platform is Platform.WEB and looks_like_subscription(token):
+            platform = Platform.WEBPUSH  # "web" in a file written before Web Push was supported
+        if platform is Platform.WEBPUSH:
+            problem = subscription_problem(token, attrs)
+        else:
+            problem = token_problem(token, platform)
         if problem is not None:
             self._bad(BadRow(self.source, line, "token", problem, token, raw_platform))
             return None
@@ -288,17 +319,21 @@ class AudienceReader:
                 ) from None
         names = [name.strip() for name in header]
         lowered = [name.lower() for name in names]
-        if "token" not in lowered:
+        if "token" not in lowered and not any(c in lowered for c in SUBSCRIPTION_COLUMNS):
             found = ", ".join(repr(n) for n in names if n) or "none"
             raise AudienceError(
                 f"no 'token' column (columns found: {found})",
                 file=self.source,
                 line=reader.line_num,
                 field="token",
+                hint="Web Push audiences may have 'endpoint' (with 'p256dh' and 'auth') "
+                "or 'subscription' instead",
             )
-        ti = lowered.index("token")
+        ti = lowered.index("token") if "token" in lowered else -1
         pi = lowered.index("platform") if "platform" in lowered else -1
-        attr_cols = [(i, name) for i, name in enumerate(names) if name and i not in (ti, pi)]
+        # Web Push rows may carry the subscription instead of a token (see .subscription).
+        alt = [lowered.index(c) for c in SUBSCRIPTION_COLUMNS if c in lowered]
+        attr_cols = [(i, name) for i, name in enumerate(names) if name and i not in (ti, pi, *alt)]
         width = len(names)
         previous = reader.line_num
         for record in reader:
@@ -309,7 +344,9 @@ class AudienceReader:
             if n > width and any(v.strip() for v in record[width:]):
                 yield BadRow(self.source, start, "", f"row has {n} fields but the header has {width}")
                 continue
-            token = record[ti] if ti < n else ""
+            token = record[ti] if 0 <= ti < n else ""
+            if alt and not token.strip():
+                token = next((record[i] for i in alt if i < n and record[i].strip()), "")
             platform = record[pi] if 0 <= pi < n else ""
             attrs = {name: v for i, name in attr_cols if i < n and (v := record[i].strip())}
             yield (start, token, platform, attrs)
@@ -330,6 +367,15 @@ class AudienceReader:
             yield self._json_row(line, obj)
 
     def _json_row(self, line: int, obj: dict[str, object]) -> _Row | BadRow:
+        nested = obj.get("subscription")
+        if isinstance(nested, dict) or (isinstance(obj.get("keys"), dict) and "token" not in obj):
+            return self._subscription_row(line, obj, nested if isinstance(nested, dict) else obj)
+        if "token" not in obj:
+            for key in SUBSCRIPTION_COLUMNS:
+                if isinstance(obj.get(key), str):
+                    obj = {**obj, "token": obj[key]}
+                    del obj[key]
+                    break
         values: dict[str, str] = {}
         for key, value in obj.items():
             if value is None:
@@ -344,6 +390,18 @@ class AudienceReader:
         token = values.pop("token", "")
         platform = values.pop("platform", "")
         return (line, token, platform, values)
+
+    def _subscription_row(self, line: int, obj: dict[str, object], sub: dict[str, object]) -> _Row | BadRow:
+        """A JSON Lines row holding a subscription object (``subscription`` or the row itself)."""
+        parsed = subscription_from_mapping(sub)
+        if isinstance(parsed, str):
+            return BadRow(self.source, line, "subscription", parsed)
+        dropped = ("subscription", "keys", "endpoint", "expirationTime")
+        rest = {k: v for k, v in obj.items() if k not in dropped}
+        row = self._json_row(line, {**rest, "token": parsed.endpoint})
+        if isinstance(row, BadRow):
+            return row
+        return (row[0], row[1], row[2], {**row[3], P256DH: parsed.p256dh, AUTH: parsed.auth})
 
     def _text_rows(self, lines: Iterable[str]) -> Iterator[_Row | BadRow]:
         for line, text in enumerate(lines, 1):

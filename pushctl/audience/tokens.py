@@ -3,10 +3,13 @@
 Platform inference, used when an audience row has no ``platform`` value:
 
 1. only hex digits and at least 32 characters            -> ``ios`` (an APNs device token)
-2. starts with ``{`` (a subscription JSON) or ``https://``  -> ``web``, a Web Push subscription,
-   which :func:`token_problem` reports as not supported yet (use an FCM web token instead)
+2. starts with ``{`` (a subscription JSON) or ``https://``  -> ``webpush``, a Web Push subscription
+   (its keys come from the row: see :mod:`pushctl.audience.subscription`)
 3. only ``A-Z a-z 0-9 _ : -`` and at least 32 characters  -> ``android`` (an FCM registration token)
 4. anything else: the platform cannot be told; the row needs a ``platform`` column.
+
+HMS (Huawei) tokens cannot be told from FCM ones by their shape: such rows need ``platform`` set to
+``hms`` (or ``huawei``).
 
 :func:`token_problem` is deliberately lenient: token *length* is for the service to judge
 (APNs tokens are usually 64 hex characters but 160 has been seen), so only the character
@@ -19,19 +22,21 @@ from __future__ import annotations
 import re
 from array import array
 
+from pushctl.audience.subscription import endpoint_problem, looks_like_subscription
 from pushctl.model import Platform
 
 HEX_CHARS = "0123456789abcdefABCDEF"
 FCM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_:-"
 MIN_INFERABLE_LENGTH = 32
 MAX_TOKEN_LENGTH = 4096
-WEB_PUSH_UNSUPPORTED = "Web Push subscriptions are not supported yet; use an FCM web token"
+HMS_CHARS = FCM_CHARS + "+/=."
 
 
 # Measured: a compiled fullmatch is 2-3x faster than str.strip(alphabet) on 64-160 char
 # tokens (strip scans the alphabet for every character), and this runs for every row.
 _HEX_MATCH = re.compile(r"[0-9a-fA-F]+").fullmatch
 _FCM_MATCH = re.compile(r"[A-Za-z0-9_:\-]+").fullmatch
+_HMS_MATCH = re.compile(r"[A-Za-z0-9_:\-+/=.]+").fullmatch
 
 
 def is_hex(text: str) -> bool:
@@ -44,9 +49,9 @@ def is_fcm_shaped(text: str) -> bool:
     return _FCM_MATCH(text) is not None
 
 
-def is_web_push_subscription(text: str) -> bool:
-    """True for a Web Push subscription (JSON object or endpoint URL) pasted as a token."""
-    return text.startswith("{") or text.startswith("https://")
+def is_hms_shaped(text: str) -> bool:
+    """True if ``text`` is non-empty and uses only the HMS token alphabet (FCM's plus ``+/=.``)."""
+    return _HMS_MATCH(text) is not None
 
 
 def normalize_token(raw: str) -> str:
@@ -71,8 +76,8 @@ def infer_platform(token: str) -> Platform | None:
     """The platform a token's shape implies (see the module docstring), or None."""
     if len(token) >= MIN_INFERABLE_LENGTH and is_hex(token):
         return Platform.IOS
-    if is_web_push_subscription(token):
-        return Platform.WEB
+    if looks_like_subscription(token):
+        return Platform.WEBPUSH
     if len(token) >= MIN_INFERABLE_LENGTH and is_fcm_shaped(token):
         return Platform.ANDROID
     return None
@@ -93,10 +98,16 @@ def token_problem(token: str, platform: Platform) -> str | None:
         if is_hex(token):
             return None
         return f"APNs tokens are hex (0-9, a-f); found {_first_outside(token, HEX_CHARS)!r}"
+    if platform is Platform.WEBPUSH:
+        return endpoint_problem(token)
+    if platform is Platform.HMS:
+        if is_hms_shaped(token):
+            return None
+        return f"HMS tokens use only A-Z a-z 0-9 _ : - + / = .; found {_first_outside(token, HMS_CHARS)!r}"
     if is_fcm_shaped(token):
         return None
-    if is_web_push_subscription(token):
-        return WEB_PUSH_UNSUPPORTED
+    if looks_like_subscription(token):
+        return "a Web Push subscription is not an FCM token: set the platform to webpush (or leave it empty)"
     return f"FCM tokens use only A-Z a-z 0-9 _ : -; found {_first_outside(token, FCM_CHARS)!r}"
 
 

@@ -1,11 +1,19 @@
 """A campaign from spec to summary: the spec and its run (:func:`run_campaign`), the pipeline that
 turns audience rows into work items, and the controls on the way: schedule (``--at``, local time,
-quiet hours, spread), frequency caps and suppression lists.
+quiet hours, spread), frequency caps and suppression lists. Broadcasts (:func:`run_broadcast`: one
+message to an FCM topic / condition or an APNs channel) are journaled as one-send campaigns; APNs
+broadcast channels are managed with :class:`Channels`.
 
 It feeds :mod:`pushctl.delivery` and records in :mod:`pushctl.journal`; it never talks to a
 provider itself.
 """
 
+from pushctl.campaign.broadcast import (
+    BroadcastReport,
+    BroadcastSpec,
+    Channels,
+    run_broadcast,
+)
 from pushctl.campaign.pipeline import (
     Controls,
     Pipeline,
@@ -38,9 +46,12 @@ from pushctl.campaign.suppression import (
 )
 
 __all__ = [
+    "BroadcastReport",
+    "BroadcastSpec",
     "CampaignReport",
     "CampaignSpec",
     "Cap",
+    "Channels",
     "Controls",
     "Decision",
     "Hooks",
@@ -58,6 +69,7 @@ __all__ = [
     "parse_clock",
     "parse_duration",
     "providers_for",
+    "run_broadcast",
     "run_campaign",
     "zone_for",
 ]

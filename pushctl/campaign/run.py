@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pushctl import clock
 from pushctl.audience import AudienceReader, BadRow
 from pushctl.campaign.pipeline import Controls, Pipeline, PipelineStats
-from pushctl.config import Profile
+from pushctl.config import PROVIDER_SECTIONS, Profile
 from pushctl.delivery import AUTH_STOP, INTERRUPTED_STOP, Event, Sender, SendOptions, Summary, WorkItem
 from pushctl.errors import AuthRefused, CredentialFileError, InputError, PushctlError
 from pushctl.journal import Journal, Run
@@ -110,9 +110,8 @@ def providers_for(
     (any sender of work items uses this: campaigns and trigger rules alike)."""
     providers: dict[str, Provider] = {}
     missing: dict[str, str] = {}
-    configured = {"apns": profile.apns.configured, "fcm": profile.fcm.configured}
-    for name, ok in configured.items():
-        if not ok:
+    for name in PROVIDER_SECTIONS:
+        if not getattr(profile, name).configured:
             missing[name] = f"no_{name}_credentials"
             continue
         factory = get_provider_factory(name)
@@ -121,7 +120,7 @@ def providers_for(
         )
     if not providers:
         raise CredentialFileError(
-            "the profile has neither APNs nor FCM credentials",
+            "the profile has no credentials for any provider (APNs, FCM, Web Push or HMS)",
             field="profile",
             hint="run `pushctl config init`, or try `--emulator`",
         )

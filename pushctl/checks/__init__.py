@@ -1,11 +1,11 @@
 """Proofs against the services: token checks (offline shape rules and online dry runs) and
-online credential checks.
+online credential checks (APNs, FCM, Web Push VAPID, HMS).
 
 They sit above :mod:`pushctl.providers` (an online check *is* a send that delivers nothing),
 which keeps :mod:`pushctl.credentials` free of network code.
 """
 
-from pushctl.checks.credentials_online import (
+from pushctl.checks.credentials_platforms import (
     check_online,
 )
 from pushctl.checks.tokens_offline import (
@@ -17,6 +17,7 @@ from pushctl.checks.tokens_offline import (
 from pushctl.checks.tokens_online import (
     APNS_NOT_CHECKED,
     NOT_CHECKED_REASONS,
+    WEBPUSH_NOT_CHECKED,
     Finding,
     OnlineFinding,
     OnlineReport,
@@ -27,6 +28,7 @@ from pushctl.checks.tokens_online import (
 __all__ = [
     "APNS_NOT_CHECKED",
     "NOT_CHECKED_REASONS",
+    "WEBPUSH_NOT_CHECKED",
     "Finding",
     "OnlineFinding",
     "OnlineReport",

@@ -261,18 +261,3 @@ def _fcm_fix(message: str, email: str, token_uri: str) -> str:
     if "timeframe" in message:
         return "synchronise the system clock (NTP) and check again"
     return f"check that {email} is a current key of that account"
-
-
-async def check_online(
-    profile: Profile,
-    *,
-    password: Callable[[], bytes | None] | None = None,
-    skip: frozenset[str] = frozenset(),
-) -> list[OnlineCheck]:
-    """One online row per configured provider not in ``skip`` (APNs first, like the offline rows)."""
-    rows: list[OnlineCheck] = []
-    if profile.apns.configured and "apns" not in skip:
-        rows.append(await check_apns_online(profile, password=password))
-    if profile.fcm.configured and profile.fcm.service_account is not None and "fcm" not in skip:
-        rows.append(await check_fcm_online(profile))
-    return rows

@@ -1,5 +1,6 @@
 """Offline token checks: stream an audience and report tokens that are malformed,
-duplicated, on the wrong platform, or of a suspicious length.
+duplicated, on the wrong platform, or of a suspicious length (Web Push subscriptions: endpoint
+and key shapes, and that ``p256dh`` is a point on P-256).
 
 The per-device rules live in :class:`OfflineChecker` so a later online mode can run the
 same checks and then validate the surviving devices against the service. Findings are
@@ -20,10 +21,12 @@ from typing import IO, Any
 
 from pushctl.audience import (
     MIN_INFERABLE_LENGTH,
+    P256DH,
     AudienceReader,
     BadRow,
     Format,
     TokenSet,
+    b64url_decode,
     is_fcm_shaped,
     is_hex,
     parse_platform,
@@ -84,6 +87,20 @@ def looks_like_fcm(token: str) -> bool:
     return ":" in token and is_fcm_shaped(token)
 
 
+def curve_problem(p256dh: str) -> str | None:
+    """Why a Web Push ``p256dh`` key (already of the right shape) is not a point on P-256, or None.
+
+    The reader checks lengths only; a key with a flipped byte passes that and fails every send.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b64url_decode(p256dh))
+    except ValueError:
+        return "p256dh is not a point on the P-256 curve: the subscription's key is corrupted"
+    return None
+
+
 class OfflineChecker:
     """The offline rules, one device (or bad row) at a time; keeps only flat state."""
 
@@ -129,11 +146,23 @@ class OfflineChecker:
                     "probably malformed",
                 )
             )
+        elif platform is Platform.WEBPUSH:
+            problem = curve_problem(device.attrs.get(P256DH, ""))
+            if problem is not None:
+                findings.append(TokenFinding(line, token, platform, Problem.MALFORMED, problem))
+        elif platform is Platform.HMS and looks_like_fcm(token):
+            findings.append(
+                TokenFinding(
+                    line, token, platform, Problem.WRONG_PLATFORM,
+                    "declared hms but this is an FCM registration token (it has FCM's ':APA91' part)",
+                )
+            )
         elif platform is not Platform.IOS and len(token) < MIN_INFERABLE_LENGTH:
+            kind = "HMS" if platform is Platform.HMS else "FCM"
             findings.append(
                 TokenFinding(
                     line, token, platform, Problem.UNUSUAL_LENGTH,
-                    f"FCM token of {len(token)} characters (real ones are over 100): probably malformed",
+                    f"{kind} token of {len(token)} characters (real ones are over 100): probably malformed",
                 )
             )
         for column in ENVIRONMENT_COLUMNS:

@@ -7,6 +7,8 @@ campaign uses (in-flight bound, rate limit, retries, stop on refused credentials
 
 * FCM (Android and web tokens): a ``validate_only: true`` message -- FCM's dry run, nothing
   is delivered.
+* HMS: a ``validate_only`` message too, 1,000 tokens a request; the illegal ones are listed.
+* Web Push has no dry run: subscriptions are checked offline only (counted as not checked online).
 * APNs (iOS tokens): APNs has no dry run. Only with ``apns_probe`` does each token get a
   real silent background push (``content-available: 1``, ``apns-push-type: background``,
   priority 5, no alert); otherwise iOS tokens are counted as not checked online.
@@ -17,6 +19,7 @@ only the first ``max_findings`` findings are kept in memory.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
@@ -38,10 +41,15 @@ APNS_NOT_CHECKED = (
 )
 """What an iOS token is without ``--apns-probe`` (also the ``--help`` text)."""
 
+WEBPUSH_NOT_CHECKED = (
+    "not checked online (Web Push has no dry run: any push to a subscription reaches the browser)"
+)
 NOT_CHECKED_REASONS = {
     "apns_no_dry_run": APNS_NOT_CHECKED,
+    "webpush_no_dry_run": WEBPUSH_NOT_CHECKED,
     "no_apns_credentials": "not checked online: the profile has no APNs credentials",
     "no_fcm_credentials": "not checked online: the profile has no FCM credentials",
+    "no_hms_credentials": "not checked online: the profile has no HMS credentials",
 }
 
 PRUNE_FIELDS = ("token", "platform", "line", "check", "problem", "reason", "message")
@@ -56,6 +64,8 @@ _REASON_TEXT = {
     "UNREGISTERED": "no longer registered with FCM: the app was uninstalled or the token expired",
     "SENDER_ID_MISMATCH": "the token belongs to another Firebase project (not {project})",
     "INVALID_ARGUMENT": "FCM says this is not a valid registration token",
+    "80100000 illegal token": "Huawei says this token is not valid for the app (illegal_tokens)",
+    "80300007 all tokens invalid": "Huawei says this token is not valid for the app",
 }
 
 
@@ -203,6 +213,14 @@ def build_providers(
         )
     else:
         missing["fcm"] = "no_fcm_credentials"
+    if profile.hms.configured:
+        # validate_only, batched like a send: 1,000 tokens per request.
+        providers["hms"] = get_provider_factory("hms")(
+            profile, max_connections=max_connections, validate_only=True
+        )
+    else:
+        missing["hms"] = "no_hms_credentials"
+    missing["webpush"] = "webpush_no_dry_run"
     return providers, missing
 
 
@@ -229,6 +247,8 @@ class _Run:
         self.notifications = {
             "apns": silent_notification(probe=True),
             "fcm": silent_notification(probe=False),
+            # HMS wants something to send: a data message (validate_only delivers nothing).
+            "hms": dataclasses.replace(silent_notification(probe=False), data={"pushctl": "token-check"}),
         }
         self.context = {
             "topic": getattr(providers.get("apns"), "topic", None) or "this profile's topic",

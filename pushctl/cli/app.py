@@ -151,7 +151,7 @@ def _report(state: State, exc: PushctlError) -> None:
 app = typer.Typer(
     cls=PushctlGroup,
     name="pushctl",
-    help="Send, validate and rehearse mobile push campaigns (APNs and FCM).",
+    help="Send, validate and rehearse push campaigns (APNs, FCM, Web Push, HMS).",
     epilog=EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -195,7 +195,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Send, validate and rehearse mobile push campaigns (APNs and FCM)."""
+    """Send, validate and rehearse push campaigns (APNs, FCM, Web Push, HMS)."""
     state = get_state(ctx)
     state.terminal = Terminal(output=output, quiet=quiet, verbose=verbose, color=not no_color)
     state.profile = profile

@@ -24,7 +24,10 @@ class CommandEntry(NamedTuple):
 COMMANDS: dict[str, CommandEntry] = {
     "send": CommandEntry("send_cmd", "Send a personalised campaign to every device of an audience."),
     "render": CommandEntry(
-        "render_cmd", "Render a template for audience devices and print the exact APNs / FCM requests."
+        "render_cmd", "Render a template for audience devices and print the exact requests they would get."
+    ),
+    "broadcast": CommandEntry(
+        "broadcast_cmd", "Send one message to an FCM topic or condition, or to an APNs broadcast channel."
     ),
     "trigger": CommandEntry(
         "trigger_cmd", "Rules that turn a stream of user events into personalised notifications."
@@ -35,9 +38,17 @@ COMMANDS: dict[str, CommandEntry] = {
     "tokens": CommandEntry("tokens_cmd", "Check device tokens without sending anything."),
     "runs": CommandEntry("runs_cmd", "Inspect campaign runs recorded in the journal."),
     "forget": CommandEntry("forget_cmd", "Erase users' and devices' personal data from the journal."),
-    "credentials": CommandEntry("credentials_cmd", "Check APNs keys/certificates and FCM service accounts."),
+    "channels": CommandEntry(
+        "channels_cmd", "Manage APNs broadcast channels (iOS 18 Live Activities) of the profile's app."
+    ),
+    "credentials": CommandEntry("credentials_cmd", "Check APNs, FCM, Web Push (VAPID) and HMS credentials."),
+    "webpush": CommandEntry(
+        "webpush_cmd", "Web Push (VAPID) keys: make the key pair your web app subscribes with."
+    ),
     "config": CommandEntry("config_cmd", "Create, inspect and edit config profiles (TOML)."),
-    "emulator": CommandEntry("emulator_cmd", "Local APNs + FCM emulator for rehearsals and tests."),
+    "emulator": CommandEntry(
+        "emulator_cmd", "Local APNs, FCM, Web Push and HMS emulator for rehearsals and tests."
+    ),
 }
 
 

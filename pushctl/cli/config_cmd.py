@@ -27,7 +27,7 @@ STARTER = """\
 # Every key can also come from the environment (PUSHCTL_APNS_KEY_FILE, PUSHCTL_FCM_SERVICE_ACCOUNT,
 # ... see the README), which wins over this file.
 # Secrets are never stored here: only paths to key files and the *name* of the environment
-# variable that holds a certificate password. Keep this file private (mode 0600).
+# variable that holds a certificate password or an HMS secret. Keep this file private (mode 0600).
 
 default_profile = "{name}"
 
@@ -52,6 +52,17 @@ environment = "sandbox"                    # sandbox (development builds) | prod
 # service_account = "~/keys/service-account.json"
 # endpoint = "https://127.0.0.1:8444"      # instead of https://fcm.googleapis.com (emulator)
 # token_uri = "https://127.0.0.1:8444/token"  # instead of the service account's token_uri
+
+# Web Push (browsers' push services, no Firebase project): `pushctl webpush keygen ~/keys/vapid.pem`
+# makes the key pair and prints the application server key your web app subscribes with.
+# [profiles.{name}.webpush]
+# vapid_private_key = "~/keys/vapid.pem"
+# subject = "mailto:push@example.com"      # a contact for the push services (mailto: or https:)
+
+# Huawei Push Kit: AppGallery Connect → Project settings → App information.
+# [profiles.{name}.hms]
+# app_id = "104523561"
+# client_secret_file = "~/keys/hms-secret.txt"  # else the secret comes from $PUSHCTL_HMS_CLIENT_SECRET
 
 [profiles.{name}.sender]
 # concurrency = 500                        # requests in flight

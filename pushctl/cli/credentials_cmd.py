@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import click
 import typer
 
 from pushctl.cli.console import Terminal
 from pushctl.cli.state import get_state
-from pushctl.config import Profile, resolve_profile
+from pushctl.config import PROVIDER_SECTIONS, Profile, resolve_profile
 from pushctl.credentials import CredentialCheck, check_offline
-from pushctl.errors import ConfigError, ExitCode
+from pushctl.errors import ConfigError, ExitCode, InputError
 
 credentials_app = typer.Typer(
     name="credentials",
-    help="Check APNs keys/certificates and FCM service accounts.",
+    help="Check APNs, FCM, Web Push (VAPID) and HMS credentials.",
     no_args_is_help=True,
 )
 
@@ -45,24 +47,35 @@ def check(
         bool,
         typer.Option(
             "--online",
-            help="Also prove each credential against the service: FCM issues an access token; APNs gets "
-            "one push to a token no device has (BadDeviceToken proves key, topic and environment).",
+            help="Also prove each credential against the service: FCM and HMS issue an access token (HMS "
+            "then accepts a validate_only message); APNs gets one push to a token no device has "
+            "(BadDeviceToken proves key, topic and environment); Web Push gets a push to a probe "
+            "subscription at webpush.endpoint (404 proves the VAPID JWT was accepted).",
         ),
     ] = False,
+    webpush_subscription: Annotated[
+        Path | None,
+        typer.Option(
+            "--webpush-subscription",
+            help="With --online: a PushSubscription.toJSON() file of your own browser; it gets one empty "
+            "push (TTL 0), which proves the VAPID key pair is the one the web app subscribes with.",
+        ),
+    ] = None,
 ) -> None:
-    """Check the profile's credentials: files offline, and with --online against APNs / FCM.
+    """Check the profile's credentials: files offline, and with --online against each service.
 
     Exits 0 when every check passed, 3 if any failed (4 if a service could not be reached).
     """
     state = get_state()
     profile = resolve_profile(state.config_path, state.profile)
-    if not profile.apns.configured and not profile.fcm.configured:
+    if not any(getattr(profile, name).configured for name in PROVIDER_SECTIONS):
         raise ConfigError(
-            f"profile '{profile.name}' has no APNs or FCM credentials configured",
+            f"profile '{profile.name}' has no APNs, FCM, Web Push or HMS credentials configured",
             file=profile.source,
-            hint="run `pushctl config init`, then `pushctl config set apns.key_file ...` "
-            "or `pushctl config set fcm.service_account ...`",
+            hint="run `pushctl config init`, then `pushctl config set apns.key_file ...`, "
+            "`fcm.service_account ...`, `webpush.vapid_private_key ...` or `hms.app_id ...`",
         )
+    subscription = _subscription(webpush_subscription) if webpush_subscription is not None else None
     password = _once(password_source(profile, state.terminal))
     checks = check_offline(profile, password=password)
     unreachable_only = False
@@ -70,10 +83,11 @@ def check(
         from pushctl.checks import check_online
 
         # A credential that failed offline cannot be proven online: say so once, do not retry it.
-        skip = frozenset(c.provider for c in checks if not c.ok and c.provider in ("apns", "fcm"))
+        skip = frozenset(c.provider for c in checks if not c.ok and c.provider in PROVIDER_SECTIONS)
         for name in sorted(skip):
             state.terminal.info(f"{name}: not checked online until the offline check passes")
-        rows = asyncio.run(check_online(profile, password=password, skip=skip))
+        rows = asyncio.run(check_online(profile, password=password, skip=skip,
+                                        webpush_subscription=subscription))
         failed_online = [r for r in rows if not r.ok]
         unreachable_only = (
             all(c.ok for c in checks) and bool(failed_online) and all(r.unreachable for r in failed_online)
@@ -84,6 +98,20 @@ def check(
         raise click.exceptions.Exit(int(ExitCode.UNAVAILABLE))
     if not all(c.ok for c in checks):
         raise click.exceptions.Exit(int(ExitCode.AUTH))
+
+
+def _subscription(path: Path) -> dict[str, Any]:
+    """A ``PushSubscription.toJSON()`` file, checked enough to be pushed to."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    except ValueError as exc:
+        raise InputError(f"not JSON: {exc}", file=path, field="--webpush-subscription") from None
+    if not isinstance(data, dict) or not str(data.get("endpoint", "")).startswith("https://"):
+        raise InputError("expected a subscription JSON with an https:// endpoint (PushSubscription.toJSON())",
+                         file=path, field="--webpush-subscription")
+    return data
 
 
 def _once(source: Callable[[], bytes | None]) -> Callable[[], bytes | None]:

@@ -15,11 +15,12 @@ from pushctl.cli.render_cmd import _print_device
 from pushctl.config import Profile
 from pushctl.errors import ExitCode
 from pushctl.journal import collapse_id_for
-from pushctl.message import ApnsRequest, FcmRequest, Template
+from pushctl.message import ApnsRequest, FcmRequest, HmsRequest, Template, WebPushRequest, hms_body
 from pushctl.outcome import Result
 
 
 def _record(item_request: Any, provider: Any, device: Any, variant: str) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
     if isinstance(item_request, ApnsRequest):
         path, headers, body, size = (
             item_request.path,
@@ -27,6 +28,18 @@ def _record(item_request: Any, provider: Any, device: Any, variant: str) -> dict
             item_request.body,
             len(item_request.body),
         )
+    elif isinstance(item_request, WebPushRequest):
+        path, headers, body, size = (
+            item_request.endpoint,
+            dict(item_request.headers),
+            item_request.plaintext,
+            item_request.size,
+        )
+        extra = {"encrypted_bytes": len(item_request.body)}
+    elif isinstance(item_request, HmsRequest):
+        path = f"/v1/{getattr(provider, 'app_id', '<app-id>')}/messages:send"
+        headers, size = {}, item_request.size
+        body = hms_body(item_request.message, [item_request.token], validate_only=item_request.validate_only)
     else:
         assert isinstance(item_request, FcmRequest)
         path = f"/v1/projects/{getattr(provider, 'project_id', '<project-id>')}/messages:send"
@@ -45,6 +58,7 @@ def _record(item_request: Any, provider: Any, device: Any, variant: str) -> dict
         "payload": json.loads(body),
         "bytes": size,
         "limit": item_request.limit,
+        **extra,
     }
 
 
@@ -104,7 +118,7 @@ def dry_run(
     summary = {
         "type": "summary",
         "dry_run": True,
-        "would_send": {k: v for k, v in counts.items() if k in ("apns", "fcm")},
+        "would_send": {k: v for k, v in counts.items() if not k.startswith("not sent")},
         "not_sent": {k: v for k, v in counts.items() if k.startswith("not sent")},
     }
     if terminal.json:

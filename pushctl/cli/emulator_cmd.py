@@ -1,4 +1,5 @@
-"""`pushctl emulator`: run the local APNs + FCM emulator, read its inbox, issue client certificates."""
+"""`pushctl emulator`: run the local APNs + FCM + Web Push + HMS emulator, read its inbox, issue client
+certificates and Web Push subscriptions, subscribe devices to topics and channels."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pushctl.cli.emulator_devices import admin_request
 from pushctl.cli.state import get_state
 from pushctl.errors import InputError, ProviderUnavailable
 from pushctl.paths import default_config_file, default_emulator_state_dir
@@ -134,6 +136,10 @@ def run(
     fcm_port: Annotated[
         int, typer.Option("--fcm-port", help="FCM + OAuth + admin port (0 = a free one).")
     ] = 0,
+    webpush_port: Annotated[
+        int, typer.Option("--webpush-port", help="Web Push service port (0 = a free one).")
+    ] = 0,
+    hms_port: Annotated[int, typer.Option("--hms-port", help="HMS OAuth + push port (0 = a free one).")] = 0,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for injected faults.")] = None,
     profile_name: Annotated[
         str, typer.Option("--profile-name", help="Name of the profile written.")
@@ -164,6 +170,8 @@ def run(
             scenario=loaded,
             apns_port=apns_port,
             fcm_port=fcm_port,
+            webpush_port=webpush_port,
+            hms_port=hms_port,
             seed=seed,
         )
     else:
@@ -172,13 +180,16 @@ def run(
             scenario=loaded,
             apns_port=apns_port,
             fcm_port=fcm_port,
+            webpush_port=webpush_port,
+            hms_port=hms_port,
             seed=seed,
         )
     try:
         emu.start()
     except OSError as exc:
         raise InputError(
-            f"cannot listen: {exc}", hint="choose other ports with --apns-port / --fcm-port"
+            f"cannot listen: {exc}",
+            hint="choose other ports with --apns-port / --fcm-port / --webpush-port / --hms-port",
         ) from None
     except RuntimeError as exc:  # a worker process failed to start
         raise ProviderUnavailable(str(exc)) from None
@@ -233,6 +244,8 @@ def run(
             "apns_url": emu.apns_url,
             "fcm_url": emu.fcm_url,
             "token_uri": emu.token_uri,
+            "webpush_url": emu.webpush_url,
+            "hms_url": emu.hms_url,
             "ca_file": str(emu.ca_file),
             "service_account": str(emu.state_dir / SERVICE_ACCOUNT_FILE),
             "state_dir": str(emu.state_dir),
@@ -266,34 +279,6 @@ def run(
     term.info("emulator stopped")
 
 
-def _admin_get(state_dir: Path | None, path: str) -> Any:
-    import httpx
-
-    from pushctl.emulator import admin_headers, client_context, read_admin_token, read_endpoints
-
-    directory = state_dir or default_emulator_state_dir()
-    try:
-        endpoints = read_endpoints(directory)
-        token = read_admin_token(directory)
-    except (OSError, ValueError):
-        raise ProviderUnavailable(
-            f"no running emulator found in {directory}", hint="start one with: pushctl emulator run"
-        ) from None
-    try:
-        with httpx.Client(http2=True, verify=client_context(endpoints["ca_file"]), timeout=10) as client:
-            response = client.get(endpoints["fcm_url"] + path, headers=admin_headers(token))
-            if response.status_code in (401, 403):
-                raise InputError(
-                    f"the emulator at {endpoints['fcm_url']} refused its admin token "
-                    f"({response.status_code})",
-                    hint=f"is {directory} the state dir it was started with? (see --state-dir)",
-                )
-            response.raise_for_status()
-            return response.json()
-    except httpx.HTTPError as exc:
-        raise ProviderUnavailable(f"cannot reach the emulator at {endpoints['fcm_url']}: {exc}") from None
-
-
 def inbox(
     ctx: typer.Context,
     token: Annotated[
@@ -306,7 +291,7 @@ def inbox(
 
     term = get_state(ctx).terminal
     if token is None:
-        data = _admin_get(state_dir, "/_emulator/inbox")
+        data = admin_request(state_dir, "/_emulator/inbox")
         if term.json:
             for tok, count in data["counts"].items():
                 term.json_line({"token": tok, "count": count})
@@ -315,7 +300,7 @@ def inbox(
             ["token", "received"], data["counts"].items(), caption=f"{data['total']} notifications in all"
         )
         return
-    data = _admin_get(state_dir, "/_emulator/inbox?token=" + quote(token, safe=""))
+    data = admin_request(state_dir, "/_emulator/inbox?token=" + quote(token, safe=""))
     if term.json:
         for delivery in data["deliveries"]:
             term.json_line(delivery)
@@ -366,10 +351,16 @@ def issue_cert(
 
 def register(app: typer.Typer) -> None:
     """Add the ``emulator`` command group."""
+    from pushctl.cli.emulator_devices import join, subscribe
+
     group = typer.Typer(
-        name="emulator", help="Local APNs + FCM emulator for rehearsals and tests.", no_args_is_help=True
+        name="emulator",
+        help="Local APNs, FCM, Web Push and HMS emulator for rehearsals and tests.",
+        no_args_is_help=True,
     )
     group.command("run")(run)
     group.command("inbox")(inbox)
     group.command("issue-cert")(issue_cert)
+    group.command("subscribe")(subscribe)
+    group.command("join")(join)
     app.add_typer(group, name="emulator")

@@ -13,7 +13,7 @@ import typer
 from pushctl.cli.console import Terminal
 from pushctl.cli.state import State, get_state
 from pushctl.errors import InputError
-from pushctl.message import Template, build_apns, build_fcm
+from pushctl.message import Template, build_apns, build_fcm, build_hms, build_webpush, hms_body
 from pushctl.model import Device, Platform
 
 DEFAULT_TOPIC = "com.example.app"
@@ -46,6 +46,38 @@ def _project(state: State) -> str:
         return PROJECT_PLACEHOLDER
     # Loading it here is what turns a google-services.json into a clear exit-2 error.
     return load_service_account(profile.fcm.service_account).project_id
+
+
+def _hms_app(state: State) -> str:
+    """The HMS app id from the profile, else a placeholder."""
+    from pushctl.config import resolve_profile
+
+    return resolve_profile(state.config_path, state.profile).hms.app_id or "<app-id>"
+
+
+def _webpush(
+    state: State, note: Any, device: Device
+) -> tuple[str, dict[str, str], bytes, int, int, dict[str, Any]]:
+    """(endpoint, headers, plaintext, plaintext bytes, limit, extra) of a Web Push request: the body
+    is encrypted for this subscription; the VAPID header is shown with its parts, not a real JWT."""
+    from pushctl.config import resolve_profile
+    from pushctl.errors import PayloadError
+
+    p256dh, auth = device.attrs.get("p256dh", ""), device.attrs.get("auth", "")
+    if not p256dh or not auth:
+        raise PayloadError("this Web Push subscription has no p256dh/auth keys", file=device.where)
+    req = build_webpush(note, device.token, p256dh=p256dh, auth=auth, where=device.where)
+    settings = resolve_profile(state.config_path, state.profile).webpush
+    public = "<application server key>"
+    if settings.vapid_private_key is not None:
+        from pushctl.credentials import load_vapid_key
+
+        public = load_vapid_key(settings.vapid_private_key).application_server_key
+    vapid = f"vapid t=<ES256 JWT: aud=origin, exp<=24h, sub>, k={public}"
+    headers = {"authorization": vapid, **dict(req.headers)}
+    headers["content-length"] = str(len(req.body))
+    extra = {"encrypted_bytes": len(req.body), "push_service": settings.endpoint or None}
+    return req.endpoint, headers, req.plaintext, req.size, req.limit, extra
 
 
 def _select(
@@ -88,7 +120,7 @@ def render(
     ] = None,
     token: Annotated[str | None, typer.Option("--token", help="Only the device with this token.")] = None,
     platform: Annotated[
-        Literal["ios", "android", "web"] | None,
+        Literal["ios", "android", "web", "webpush", "hms"] | None,
         typer.Option("--platform", help="Only devices of this platform."),
     ] = None,
     fmt: Annotated[
@@ -106,9 +138,11 @@ def render(
     ] = "",
     variant: Annotated[str | None, typer.Option("--variant", help="Force this A/B variant.")] = None,
 ) -> None:
-    """Render a template for audience devices and print the exact APNs / FCM requests.
+    """Render a template for audience devices and print the exact requests they would get.
 
-    Nothing is sent. Each device shows its headers, payload JSON and size against the limit.
+    APNs, FCM, Web Push and HMS alike; nothing is sent. Each device shows its headers, payload JSON
+    and size against the limit; Web Push shows the plaintext JSON the subscription decrypts (its
+    size before and after aes128gcm encryption), HMS the messages:send body.
     """
     from pushctl.audience import AudienceReader
 
@@ -128,11 +162,13 @@ def render(
     wanted = Platform(platform) if platform else None
     apns_topic: str | None = None
     project: str | None = None
+    hms_app: str | None = None
     counts: Counter[str] = Counter()
     largest = 0
     for device in _select(iter(reader), row=row, token=token, platform=wanted):
         chosen = variant or tpl.choose_variant(device.token, campaign)
         note = tpl.render(device, variant=chosen)
+        extra: dict[str, Any] = {}
         if device.platform is Platform.IOS:
             if apns_topic is None:
                 apns_topic, warning = _topic(state, topic)
@@ -146,6 +182,15 @@ def render(
                 len(req.body),
                 req.limit,
             )
+        elif device.platform is Platform.WEBPUSH:
+            path, headers, payload, size, limit, extra = _webpush(state, note, device)
+        elif device.platform is Platform.HMS:
+            if hms_app is None:
+                hms_app = _hms_app(state)
+            hreq = build_hms(note, device.token, where=device.where)
+            path = f"/v1/{hms_app}/messages:send"
+            headers, payload = {}, hms_body(hreq.message, [device.token], validate_only=False)
+            size, limit = hreq.size, hreq.limit
         else:
             if project is None:
                 project = _project(state)
@@ -167,6 +212,7 @@ def render(
             "payload": json.loads(payload),
             "bytes": size,
             "limit": limit,
+            **extra,
         }
         if terminal.json:
             terminal.json_line(record)
@@ -185,8 +231,13 @@ def _print_device(terminal: Terminal, device: Device, record: dict[str, Any]) ->
     )
     terminal.print(header)
     terminal.raw(f"POST {record['path']}\n")
+    if record.get("push_service"):
+        terminal.print(f"(sent to {record['push_service']}: the profile's webpush.endpoint)")
     for name, value in record["headers"].items():
         terminal.raw(f"{name}: {value}\n")
     terminal.raw(json.dumps(record["payload"], indent=2, ensure_ascii=False) + "\n")
-    terminal.print(f"size: {record['bytes']:,} / {record['limit']:,} bytes")
+    size = f"size: {record['bytes']:,} / {record['limit']:,} bytes"
+    if "encrypted_bytes" in record:
+        size += f" (plaintext; {record['encrypted_bytes']:,} bytes encrypted, aes128gcm)"
+    terminal.print(size)
     terminal.print()

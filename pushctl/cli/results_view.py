@@ -7,6 +7,7 @@ duration and throughput. JSON mode: one ``{"type": "result"}`` object per device
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -131,19 +132,21 @@ def write_summary(terminal: Terminal, summary: Summary) -> None:
         table.add_row(_outcome_text(outcome), Text(reason), f"{count:,}", f"{100 * count / total:.1f}")
     if summary.reasons:
         terminal.out.print(table)
+    if len(summary.by_platform) > 1:
+        _breakdown_table(terminal, "By platform", "platform", summary.by_platform)
     if summary.by_variant:
-        _variant_table(terminal, summary)
+        _breakdown_table(terminal, "By variant", "variant", summary.by_variant)
     terminal.out.print(Text(_totals_line(summary)))
 
 
-def _variant_table(terminal: Terminal, summary: Summary) -> None:
-    present = sorted({o for c in summary.by_variant.values() for o in c}, key=lambda o: _OUTCOME_ORDER[o])
-    table = Table(title="By variant", title_justify="left")
-    table.add_column("variant")
+def _breakdown_table(terminal: Terminal, title: str, label: str, groups: dict[str, Counter[str]]) -> None:
+    present = sorted({o for c in groups.values() for o in c}, key=lambda o: _OUTCOME_ORDER[o])
+    table = Table(title=title, title_justify="left")
+    table.add_column(label)
     table.add_column("devices", justify="right")
     for outcome in present:
         table.add_column(outcome, justify="right")
-    for name, counts in sorted(summary.by_variant.items()):
+    for name, counts in sorted(groups.items()):
         table.add_row(Text(name), f"{sum(counts.values()):,}", *(f"{counts[o]:,}" for o in present))
     terminal.out.print(table)
 

@@ -51,8 +51,9 @@ BadRowMode = Literal["fail", "skip"]
 
 HELP = """Send a personalised campaign to every device of an audience.
 
-Renders TEMPLATE for each audience row, sends through APNs and FCM side by side, shows live
-progress, and ends with a per-device table and a summary (JSON Lines with --output json).
+Renders TEMPLATE for each audience row, sends through APNs, FCM, Web Push and HMS side by
+side, shows live progress, and ends with a per-device table and a summary (JSON Lines with
+--output json).
 Every send is recorded in the journal (--emulator alone uses a scratch one): re-running the
 same command continues the campaign without sending any device twice (see `pushctl runs`).
 
@@ -335,7 +336,10 @@ def send(
         attempts = max_attempts or profile.sender.max_attempts
         conc = concurrency or profile.sender.concurrency
         options = SendOptions(
-            concurrency={"apns": conc, "fcm": conc} if conc else {}, rate=send_rate, max_attempts=attempts
+            # HMS requests carry up to 1,000 devices each: its own default (a few in flight) stays.
+            concurrency={"apns": conc, "fcm": conc, "webpush": conc} if conc else {},
+            rate=send_rate,
+            max_attempts=attempts,
         )
         spec = CampaignSpec(
             template=template,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from pushctl.checks import APNS_NOT_CHECKED, TokenFinding, TokenReport, check_audience
+from pushctl.checks import APNS_NOT_CHECKED, WEBPUSH_NOT_CHECKED, TokenFinding, TokenReport, check_audience
 from pushctl.cli.console import Terminal
 from pushctl.cli.state import State, get_state
 from pushctl.errors import AuthRefused, ExitCode, InputError
@@ -33,12 +33,14 @@ def shorten(token: str, keep: int = 4) -> str:
     return token if len(token) <= 2 * keep + 1 else f"{token[:keep]}…{token[-keep:]}"
 
 
-CHECK_HELP = f"""Check an audience's device tokens: offline, and with --online against APNs / FCM.
+CHECK_HELP = f"""Check an audience's device tokens: offline, and with --online against the services.
 
-Offline: malformed, duplicate, wrong-platform and odd-length tokens (nothing is sent).
+Offline: malformed, duplicate, wrong-platform and odd-length tokens, and Web Push subscriptions'
+endpoints and keys (nothing is sent).
 
---online then checks every token that passed: FCM tokens with a validate_only message (FCM's
-dry run: nothing is delivered). APNs tokens are {APNS_NOT_CHECKED}.
+--online then checks every token that passed: FCM and HMS tokens with a validate_only message
+(their dry run: nothing is delivered; HMS 1,000 tokens a request). APNs tokens are
+{APNS_NOT_CHECKED}. Web Push subscriptions are {WEBPUSH_NOT_CHECKED}.
 With --apns-probe each APNs token gets a silent background push (content-available, no alert,
 priority 5): a real push, answered Unregistered / BadDeviceToken / DeviceTokenNotForTopic when
 the token is not valid. Token checks are not journaled.
@@ -157,7 +159,7 @@ async def _check_online(
     conc = concurrency or profile.sender.concurrency
     send_rate = rate if rate is not None else profile.sender.rate
     options = SendOptions(
-        concurrency={"apns": conc, "fcm": conc} if conc else {},
+        concurrency={"apns": conc, "fcm": conc, "webpush": conc} if conc else {},
         rate=send_rate or None,
         max_attempts=profile.sender.max_attempts,
     )
@@ -225,7 +227,9 @@ def _present_online(terminal: Terminal, report: OnlineReport) -> None:
     if apns_skipped:
         terminal.info(f"{apns_skipped} APNs token(s) {APNS_NOT_CHECKED}")
     for key, n in report.not_checked.items():
-        if key != "apns_no_dry_run":
+        if key == "webpush_no_dry_run":
+            terminal.info(f"{n} Web Push subscription(s) {NOT_CHECKED_REASONS[key]}")
+        elif key != "apns_no_dry_run":
             terminal.warn(f"{n} token(s) {NOT_CHECKED_REASONS.get(key, key)}")
     if report.unchecked:
         terminal.warn(f"{report.unchecked} token(s) could not be checked (see the findings)")

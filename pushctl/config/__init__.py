@@ -6,6 +6,7 @@ comments, with mode 0600.
 from pushctl.config.edit import save_profile, set_in_text, set_value, write_private
 from pushctl.config.profiles import (
     ENV_OVERRIDES,
+    PROVIDER_SECTIONS,
     JournalSettings,
     Profile,
     config_path,
@@ -13,11 +14,15 @@ from pushctl.config.profiles import (
     redacted,
     resolve_profile,
 )
+from pushctl.config.sections import HmsSettings, WebPushSettings
 
 __all__ = [
     "ENV_OVERRIDES",
+    "PROVIDER_SECTIONS",
+    "HmsSettings",
     "JournalSettings",
     "Profile",
+    "WebPushSettings",
     "config_path",
     "parse_age",
     "redacted",

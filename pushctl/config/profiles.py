@@ -21,6 +21,13 @@ PUSHCTL_APNS_CERT_KEY_FILE     ``apns.cert_key_file``          ``~/keys/push-key
 PUSHCTL_FCM_SERVICE_ACCOUNT    ``fcm.service_account``         ``~/keys/service-account.json``
 PUSHCTL_FCM_ENDPOINT           ``fcm.endpoint``                ``https://127.0.0.1:8444``
 PUSHCTL_FCM_TOKEN_URI          ``fcm.token_uri``               ``https://127.0.0.1:8444/token``
+PUSHCTL_WEBPUSH_VAPID_PRIVATE_KEY ``webpush.vapid_private_key`` ``~/keys/vapid.pem``
+PUSHCTL_WEBPUSH_SUBJECT        ``webpush.subject``             ``mailto:push@example.com``
+PUSHCTL_WEBPUSH_ENDPOINT       ``webpush.endpoint``            ``https://127.0.0.1:8445`` (every subscription)
+PUSHCTL_HMS_APP_ID             ``hms.app_id``                  ``104523561``
+PUSHCTL_HMS_CLIENT_SECRET_FILE ``hms.client_secret_file``      ``~/keys/hms-secret.txt``
+PUSHCTL_HMS_ENDPOINT           ``hms.endpoint``                ``https://127.0.0.1:8446``
+PUSHCTL_HMS_TOKEN_URL          ``hms.token_url``               ``https://127.0.0.1:8446/oauth2/v3/token``
 PUSHCTL_CA_FILE                ``ca_file``                     ``~/.local/share/pushctl/emulator/ca.pem``
 PUSHCTL_CONCURRENCY            ``sender.concurrency``          ``500``
 PUSHCTL_RATE                   ``sender.rate``                 ``1000`` (per second; 0 = unlimited)
@@ -29,7 +36,9 @@ PUSHCTL_MAX_ATTEMPTS           ``sender.max_attempts``         ``5``
 
 The ``.p12`` / PEM key password is never a CLI argument and never stored in the file: it is
 read from the variable named by ``apns.cert_password_env`` (default
-``PUSHCTL_APNS_CERT_PASSWORD``), else asked for interactively.
+``PUSHCTL_APNS_CERT_PASSWORD``), else asked for interactively. Likewise the HMS client secret:
+``hms.client_secret_file``, else the variable named by ``hms.client_secret_env`` (default
+``PUSHCTL_HMS_CLIENT_SECRET``).
 
 Relative paths in the file are relative to the file's directory; ``~`` expands everywhere.
 """
@@ -44,83 +53,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from pushctl import paths
+from pushctl.config.sections import (
+    ENVIRONMENTS,
+    ApnsSettings,
+    FcmSettings,
+    HmsSettings,
+    SenderSettings,
+    WebPushSettings,
+)
 from pushctl.errors import ConfigError
-
-APNS_HOSTS = {"production": "https://api.push.apple.com", "sandbox": "https://api.sandbox.push.apple.com"}
-FCM_ENDPOINT = "https://fcm.googleapis.com"
-DEFAULT_PASSWORD_ENV = "PUSHCTL_APNS_CERT_PASSWORD"
-ENVIRONMENTS = ("sandbox", "production")
-
-
-@dataclass
-class ApnsSettings:
-    """The ``[profiles.<name>.apns]`` table (token auth or certificate auth)."""
-
-    key_file: Path | None = None
-    key_id: str | None = None
-    team_id: str | None = None
-    topic: str | None = None
-    cert_file: Path | None = None
-    cert_key_file: Path | None = None
-    cert_password_env: str | None = None
-    environment: Literal["sandbox", "production"] = "production"
-    endpoint: str | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL to send to: the explicit endpoint, else the environment's Apple host."""
-        return self.endpoint or APNS_HOSTS[self.environment]
-
-    @property
-    def configured(self) -> bool:
-        return self.key_file is not None or self.cert_file is not None
-
-    @property
-    def auth(self) -> Literal["token", "certificate"] | None:
-        """``token`` when a .p8 key is set (it wins over a certificate), ``certificate``, or None."""
-        if self.key_file is not None:
-            return "token"
-        if self.cert_file is not None:
-            return "certificate"
-        return None
-
-    @property
-    def password_env(self) -> str:
-        """Name of the environment variable holding the certificate password."""
-        return self.cert_password_env or DEFAULT_PASSWORD_ENV
-
-
-@dataclass
-class FcmSettings:
-    """The ``[profiles.<name>.fcm]`` table."""
-
-    service_account: Path | None = None
-    endpoint: str | None = None
-    token_uri: str | None = None
-
-    @property
-    def url(self) -> str:
-        return self.endpoint or FCM_ENDPOINT
-
-    @property
-    def configured(self) -> bool:
-        return self.service_account is not None
-
-
-@dataclass
-class SenderSettings:
-    """The ``[profiles.<name>.sender]`` table: defaults for ``pushctl send``."""
-
-    concurrency: int | None = None
-    rate: float | None = None
-    max_attempts: int = 8
-    quiet_hours: str | None = None
-    cap: str | None = None
-    default_timezone: str | None = None
-    journal: Path | None = None
 
 
 @dataclass
@@ -156,6 +100,8 @@ class Profile:
     name: str
     apns: ApnsSettings = field(default_factory=ApnsSettings)
     fcm: FcmSettings = field(default_factory=FcmSettings)
+    webpush: WebPushSettings = field(default_factory=WebPushSettings)
+    hms: HmsSettings = field(default_factory=HmsSettings)
     ca_file: Path | None = None
     sender: SenderSettings = field(default_factory=SenderSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
@@ -163,11 +109,20 @@ class Profile:
 
 
 SECTIONS: dict[str, type[Any]] = {
-    "apns": ApnsSettings, "fcm": FcmSettings, "sender": SenderSettings, "journal": JournalSettings,
+    "apns": ApnsSettings,
+    "fcm": FcmSettings,
+    "webpush": WebPushSettings,
+    "hms": HmsSettings,
+    "sender": SenderSettings,
+    "journal": JournalSettings,
 }
+PROVIDER_SECTIONS = ("apns", "fcm", "webpush", "hms")
+"""Sections whose ``configured`` says pushctl may send to that provider (registry names)."""
 PROFILE_KEYS = ("ca_file", *SECTIONS)
 TOP_KEYS = ("default_profile", "profiles")
-_PATH_FIELDS = {"key_file", "cert_file", "cert_key_file", "service_account", "journal", "ca_file"}
+_PATH_FIELDS = {"key_file", "cert_file", "cert_key_file", "service_account", "journal", "ca_file",
+                "vapid_private_key", "client_secret_file"}
+_URL_FIELDS = {"endpoint", "token_uri", "token_url", "channels_endpoint"}
 _INT_FIELDS = {"concurrency", "max_attempts"}
 _FLOAT_FIELDS = {"rate"}
 
@@ -183,6 +138,13 @@ ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
     "PUSHCTL_FCM_SERVICE_ACCOUNT": ("fcm", "service_account"),
     "PUSHCTL_FCM_ENDPOINT": ("fcm", "endpoint"),
     "PUSHCTL_FCM_TOKEN_URI": ("fcm", "token_uri"),
+    "PUSHCTL_WEBPUSH_VAPID_PRIVATE_KEY": ("webpush", "vapid_private_key"),
+    "PUSHCTL_WEBPUSH_SUBJECT": ("webpush", "subject"),
+    "PUSHCTL_WEBPUSH_ENDPOINT": ("webpush", "endpoint"),
+    "PUSHCTL_HMS_APP_ID": ("hms", "app_id"),
+    "PUSHCTL_HMS_CLIENT_SECRET_FILE": ("hms", "client_secret_file"),
+    "PUSHCTL_HMS_ENDPOINT": ("hms", "endpoint"),
+    "PUSHCTL_HMS_TOKEN_URL": ("hms", "token_url"),
     "PUSHCTL_CA_FILE": (None, "ca_file"),
     "PUSHCTL_CONCURRENCY": ("sender", "concurrency"),
     "PUSHCTL_RATE": ("sender", "rate"),
@@ -313,10 +275,12 @@ def _convert(
             parse_age(value)
         except ConfigError:
             raise fail("an age such as 90d, 12w or 36h") from None
-    if key == "endpoint" or key == "token_uri":
+    if key in _URL_FIELDS:
         if not value.startswith(("https://", "http://")):
             raise fail("an https:// URL")
-        return value.rstrip("/") if key == "endpoint" else value
+        return value.rstrip("/") if key.endswith("endpoint") else value
+    if key == "subject" and not value.startswith(("mailto:", "https://")):
+        raise fail("a mailto: or https: contact (the VAPID 'sub' claim)")
     if key in _PATH_FIELDS:
         p = Path(value).expanduser()
         return base / p if base is not None and not p.is_absolute() else p
@@ -399,6 +363,9 @@ def redacted(profile: Profile) -> dict[str, Any]:
     out["apns"]["url"] = _strip_userinfo(profile.apns.url)
     out["apns"]["cert_password_env"] = profile.apns.password_env if profile.apns.cert_file else None
     out["fcm"]["url"] = _strip_userinfo(profile.fcm.url)
+    if profile.hms.configured:
+        out["hms"]["url"] = _strip_userinfo(profile.hms.url)
+        out["hms"]["client_secret_env"] = None if profile.hms.client_secret_file else profile.hms.secret_env
     return out
 
 

@@ -1,5 +1,6 @@
-"""Credential files, offline: loading APNs token keys (.p8) and certificates (.p12 / PEM) and
-FCM service accounts, and the offline checks that ``pushctl credentials check`` prints.
+"""Credential files, offline: loading APNs token keys (.p8) and certificates (.p12 / PEM), FCM
+service accounts, VAPID key pairs (Web Push) and HMS app secrets, and the offline checks that
+``pushctl credentials check`` prints.
 
 No network here: the online checks live in :mod:`pushctl.checks`.
 """
@@ -20,6 +21,14 @@ from pushctl.credentials.keys import (
     load_service_account,
     permission_warning,
 )
+from pushctl.credentials.platforms import (
+    HmsCredentials,
+    VapidKey,
+    check_subject,
+    generate_vapid_key,
+    load_hms_credentials,
+    load_vapid_key,
+)
 
 __all__ = [
     "APPLE_TOPICS_OID",
@@ -27,11 +36,17 @@ __all__ = [
     "ApnsCertificate",
     "ApnsTokenKey",
     "CredentialCheck",
+    "HmsCredentials",
     "ServiceAccount",
+    "VapidKey",
     "check_offline",
+    "check_subject",
     "expiry_warning",
+    "generate_vapid_key",
     "load_apns_certificate",
     "load_apns_key",
+    "load_hms_credentials",
     "load_service_account",
+    "load_vapid_key",
     "permission_warning",
 ]

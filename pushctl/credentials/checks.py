@@ -20,6 +20,7 @@ from pushctl.credentials.keys import (
     load_service_account,
     permission_warning,
 )
+from pushctl.credentials.platforms import check_subject, load_hms_credentials, load_vapid_key
 from pushctl.errors import CredentialFileError, InputError, PushctlError
 
 if TYPE_CHECKING:
@@ -57,6 +58,10 @@ def check_offline(profile: Profile, *, password: PasswordSource | None = None) -
         checks.extend(_check_apns(profile, password))
     if profile.fcm.configured and profile.fcm.service_account is not None:
         checks.append(_check_fcm(profile.fcm.service_account, profile.fcm.token_uri))
+    if profile.webpush.configured:
+        checks.append(_check_vapid(profile))
+    if profile.hms.configured:
+        checks.append(_check_hms(profile))
     if profile.ca_file is not None:
         checks.append(_check_ca(profile.ca_file))
     return checks
@@ -148,6 +153,39 @@ def _check_fcm(path: Path, token_uri: str | None) -> CredentialCheck:
         row = CredentialCheck("fcm", kind, path, True,
                               f"project {account.project_id}, {account.client_email}; token from {uri}")
     row.warnings.extend(w for w in [permission_warning(path)] if w)
+    return row
+
+
+def _check_vapid(profile: Profile) -> CredentialCheck:
+    settings = profile.webpush
+    path = settings.vapid_private_key
+    assert path is not None
+    kind = "VAPID key pair"
+    try:
+        key = load_vapid_key(path)
+        subject = check_subject(settings.subject)
+    except PushctlError as exc:
+        row = _failed("webpush", kind, path, exc)
+    else:
+        service = settings.endpoint or "each subscription's own push service"
+        row = CredentialCheck("webpush", kind, path, True,
+                              f"application server key {key.application_server_key}; subject {subject}; "
+                              f"sends to {service}")
+    row.warnings.extend(w for w in [permission_warning(path)] if w)
+    return row
+
+
+def _check_hms(profile: Profile) -> CredentialCheck:
+    settings = profile.hms
+    kind = "app id + client secret"
+    try:
+        creds = load_hms_credentials(settings)
+    except PushctlError as exc:
+        return _failed("hms", kind, settings.client_secret_file, exc)
+    row = CredentialCheck("hms", kind, settings.client_secret_file, True,
+                          f"app {creds.app_id}, secret from {creds.source}; token from {settings.oauth_url}")
+    if settings.client_secret_file is not None:
+        row.warnings.extend(w for w in [permission_warning(settings.client_secret_file, secret=True)] if w)
     return row
 
 

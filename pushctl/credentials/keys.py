@@ -354,11 +354,13 @@ def _json_type(value: Any) -> str:
 
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
-_PUBLIC_SAMPLE_DIRS = (_PACKAGE_DIR / "emulator" / "data", _PACKAGE_DIR.parent / "samples" / "credentials")
+PUBLIC_SAMPLE_DIRS = (_PACKAGE_DIR / "emulator" / "data", _PACKAGE_DIR.parent / "samples" / "credentials")
+"""Where the throwaway sample keys live (git cannot keep them 0600, and they are public anyway)."""
 
 
-def permission_warning(path: Path) -> str | None:
-    """A warning when group or others can read a file holding a private key.
+def permission_warning(path: Path, *, secret: bool = False) -> str | None:
+    """A warning when group or others can read a file holding a private key (or, with ``secret``,
+    any file: e.g. one holding a client secret).
 
     None for files without key material (a PEM certificate alone is public) and for the
     public sample keys.
@@ -371,10 +373,11 @@ def permission_warning(path: Path) -> str | None:
     except OSError:
         return None
     # git cannot keep 0600 and these throwaway keys are public anyway.
-    if any(resolved.is_relative_to(d) for d in _PUBLIC_SAMPLE_DIRS):
+    if any(resolved.is_relative_to(d) for d in PUBLIC_SAMPLE_DIRS):
         return None
-    if mode & (stat.S_IRGRP | stat.S_IROTH) and _holds_private_key(resolved):
-        return f"key file {path} is readable by group/others; run chmod 600 {path}"
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and (secret or _holds_private_key(resolved)):
+        what = "secret file" if secret else "key file"
+        return f"{what} {path} is readable by group/others; run chmod 600 {path}"
     return None
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from pushctl.delivery.retry import Clock, SendOptions, Sleep, TokenBucket, retry_delay
 from pushctl.errors import AuthRefused, ConfigError, ProviderUnavailable
 from pushctl.outcome import Outcome, Result
-from pushctl.providers import Attempt, AttemptKind, Provider, WorkItem, prepare_item
+from pushctl.providers import Attempt, AttemptKind, Provider, WorkItem, prepare_item, take_batch
 
 __all__ = ["Event", "SendOptions", "Sender", "WorkItem", "prepare_item"]
 
@@ -72,8 +72,8 @@ class _Retry:
 class _Lane:
     """One provider's share of the engine: its buffer, retries, idle workers and gate."""
 
-    __slots__ = ("concurrency", "env_check", "idle", "name", "paused_until", "pending", "provider", "retry",
-                 "waiting_retry")
+    __slots__ = ("batch_limit", "concurrency", "env_check", "idle", "name", "paused_until", "pending",
+                 "provider", "retry", "waiting_retry")
 
     def __init__(self, name: str, provider: Provider, concurrency: int, env_check: bool) -> None:
         self.name = name
@@ -85,6 +85,8 @@ class _Lane:
         self.waiting_retry = 0
         self.paused_until = 0.0
         self.env_check = env_check
+        # Devices per request for providers that send many at once (HMS); see take_batch.
+        self.batch_limit = max(1, int(getattr(provider, "batch_limit", 1)))
 
     def wake_one(self) -> None:
         while self.idle:
@@ -135,7 +137,8 @@ class Sender:
             if lane.concurrency < 1:
                 raise ConfigError(f"concurrency for {lane.name} must be at least 1", field="concurrency")
         self._bucket = TokenBucket(options.rate, clock=clock, sleep=sleep) if options.rate else None
-        self._limit = options.read_ahead + sum(lane.concurrency for lane in self._lanes.values())
+        lanes = self._lanes.values()
+        self._limit = options.read_ahead + sum(lane.concurrency * lane.batch_limit for lane in lanes)
         # Hysteresis: wake the reader once a chunk has drained, not for every finished item.
         self._resume_at = self._limit - max(1, options.read_ahead // 2)
         self._admitted = 0
@@ -190,7 +193,7 @@ class Sender:
             if task is not current:
                 task.cancel()
         for lane in self._lanes.values():
-            self._admitted -= len(lane.pending) + len(lane.retry)
+            self._admitted -= len(lane.pending) + sum(job.item.size for job in lane.retry)
             lane.pending.clear()
             lane.retry.clear()
             lane.wake_all()
@@ -287,9 +290,9 @@ class Sender:
         finally:
             self._reader_waiter = None
 
-    def _release(self) -> None:
-        """One admitted item is done (finished or dropped)."""
-        self._admitted -= 1
+    def _release(self, count: int = 1) -> None:
+        """One admitted item (``count`` devices of a batch) is done (finished or dropped)."""
+        self._admitted -= count
         waiter = self._reader_waiter
         if waiter is not None and self._admitted <= self._resume_at and not waiter.done():
             waiter.set_result(None)
@@ -331,6 +334,8 @@ class Sender:
                 item, attempts, started = job.item, job.attempts, job.started
             elif lane.pending:
                 item, attempts, started = lane.pending.popleft(), 0, -1.0
+                if lane.batch_limit > 1:
+                    item = take_batch(lane.provider, item, lane.pending, lane.batch_limit)
             elif self._reader_done and not lane.waiting_retry:
                 lane.wake_all()  # the lane is drained: let the other idle workers leave too
                 return
@@ -343,7 +348,7 @@ class Sender:
             if bucket is not None:
                 wait = bucket.reserve()
                 if wait > 0.001 and not await self._pause(wait):
-                    self._release()
+                    self._release(item.size)
                     return
             now = clock()
             if started < 0:
@@ -369,7 +374,7 @@ class Sender:
                     self._close_gate(lane, delay, attempt.reason)
                 if attempts < max_attempts:
                     if self._stopping:  # a stopped run does not start new attempts
-                        self._release()
+                        self._release(item.size)
                         continue
                     if delay < 0:
                         delay = self._delay(attempts, attempt.retry_after)
@@ -378,14 +383,24 @@ class Sender:
                 outcome = Outcome.FAILED
             else:
                 outcome = _OUTCOME[kind]
-            self._release()
+            self._release(item.size)
             self._emit_result(item, outcome, attempt.reason, attempt.status, attempt.provider_id,
-                              attempts, (clock() - started) * 1000.0)
+                              attempts, (clock() - started) * 1000.0, attempt.per_device)
             if kind is AttemptKind.AUTH_FAILED:
                 self._auth_stop(lane, attempt)
 
     def _emit_result(self, item: WorkItem, outcome: Outcome, reason: str, status: int | None,
-                     provider_id: str, attempts: int, latency_ms: float) -> None:
+                     provider_id: str, attempts: int, latency_ms: float,
+                     per_device: Mapping[str, Attempt] | None = None) -> None:
+        if item.members is not None:  # a batch: one result per device, its own answer where it has one
+            for member in item.members:
+                own = per_device.get(member.device.token) if per_device else None
+                if own is None:
+                    self._emit_result(member, outcome, reason, status, provider_id, attempts, latency_ms)
+                else:
+                    self._emit_result(member, _OUTCOME.get(own.kind, outcome), own.reason, own.status,
+                                      own.provider_id or provider_id, attempts, latency_ms)
+            return
         device = item.device
         self.sent += 1
         self.counts[outcome.value] += 1
@@ -411,11 +426,11 @@ class Sender:
             await self._sleep(delay)
         except asyncio.CancelledError:
             lane.waiting_retry -= 1
-            self._release()  # stopped: the item stays unfinished (no result)
+            self._release(job.item.size)  # stopped: the item stays unfinished (no result)
             raise
         lane.waiting_retry -= 1
         if self._stopping:
-            self._release()
+            self._release(job.item.size)
             return
         lane.retry.append(job)
         lane.wake_one()

@@ -143,6 +143,16 @@ class ApnsService:
             resp_headers.append(("apns-unique-id", str(uuid.uuid4())))
         return Response(200, b"", resp_headers, delay)
 
+    def authorize(self, req: Request) -> tuple[dict[str, str], frozenset[str]] | Response:
+        """For the other APIs on this port (broadcast, channels): the request's headers and the
+        topics its credentials may use, or the error response APNs would give instead."""
+        try:
+            headers = self._headers(req)
+            return headers, self._authenticate(req, headers)
+        except _Reject as rej:
+            self._after_reject(req)
+            return self._error(rej, str(uuid.uuid4()), 0.0)
+
     # -- responses ----------------------------------------------------------------------
 
     def _error(self, rej: _Reject, apns_id: str, delay: float) -> Response:

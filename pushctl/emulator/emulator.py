@@ -1,4 +1,4 @@
-"""The :class:`Emulator`: APNs and FCM servers, their registry, inbox and faults, in one object.
+"""The :class:`Emulator`: APNs, FCM, Web Push and HMS servers, their registry, inbox and faults.
 
 Run it in-process (``with Emulator() as emu:`` on a background thread, or ``await
 emu.astart()`` inside a running loop) or in the foreground with ``pushctl emulator run``.
@@ -27,21 +27,29 @@ import tomli_w
 
 from pushctl.emulator.admin import ADMIN_PREFIX, REALM, admin_headers, ensure_admin_token, refusal
 from pushctl.emulator.apns import ApnsService
+from pushctl.emulator.broadcast import BroadcastService
 from pushctl.emulator.fcm import FcmService
+from pushctl.emulator.hms import TOKEN_PATH as HMS_TOKEN_PATH
+from pushctl.emulator.hms import HmsService
 from pushctl.emulator.inbox import Inbox
 from pushctl.emulator.oauth import OAuthService, TokenStore
 from pushctl.emulator.registry import (
     SAMPLE_APNS_KEY,
+    SAMPLE_HMS_APP_ID,
+    SAMPLE_HMS_SECRET_FILE,
     SAMPLE_KEY_ID,
     SAMPLE_SERVICE_ACCOUNT,
     SAMPLE_TEAM_ID,
     SAMPLE_TOPIC,
+    SAMPLE_VAPID_KEY,
+    SAMPLE_VAPID_SUBJECT,
     TOKEN_LISTS,
     Registry,
 )
 from pushctl.emulator.scenario import FaultInjector, Scenario
 from pushctl.emulator.server import H2Server, Request, Response, ServerConfig, json_response
 from pushctl.emulator.tls import CertPaths, ensure_certificates, issue_client_certificate, server_context
+from pushctl.emulator.webpush import WebPushService
 from pushctl.paths import default_emulator_state_dir, make_private_dir, write_private
 
 ENDPOINTS_FILE = "endpoints.json"
@@ -60,7 +68,8 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 class Emulator:
-    """Local APNs + FCM services that answer like the real ones and record what devices received."""
+    """Local APNs, FCM, Web Push and HMS services that answer like the real ones and record what
+    devices received."""
 
     reuse_port = False
     """Listen with ``SO_REUSEPORT`` (set by the multi-process workers, see :mod:`.workers`)."""
@@ -74,6 +83,8 @@ class Emulator:
         scenario: Scenario | None = None,
         apns_port: int = 0,
         fcm_port: int = 0,
+        webpush_port: int = 0,
+        hms_port: int = 0,
         seed: int | None = None,
         host: str = "127.0.0.1",
         **options: Any,
@@ -83,7 +94,7 @@ class Emulator:
         self.scenario.apply(options)
         self.options = self.scenario.options
         self.host = host
-        self._wanted_ports = (apns_port, fcm_port)
+        self._wanted_ports = (apns_port, fcm_port, webpush_port, hms_port)
         self.registry = Registry.with_samples()
         self._apply_registry(self.scenario.registry)
         self.inbox = Inbox()
@@ -92,6 +103,10 @@ class Emulator:
         self.apns = ApnsService(self.registry, self.inbox, self.options, self.faults)
         self.oauth = OAuthService(self.registry, self.tokens, self.options, self.faults)
         self.fcm = FcmService(self.registry, self.inbox, self.tokens, self.options, self.faults)
+        self.broadcast = BroadcastService(self.registry, self.inbox, self.apns)
+        self.webpush = WebPushService(self.registry, self.inbox, self.options, self.faults)
+        self.hms_tokens = TokenStore()
+        self.hms = HmsService(self.registry, self.inbox, self.hms_tokens, self.options, self.faults)
         self._certs: CertPaths | None = None
         self.admin_token = ""
         """The bearer token the admin endpoints want (from the state dir, set by :meth:`astart`)."""
@@ -118,6 +133,8 @@ class Emulator:
             reg.load_token_file(name, path)
         reg.revoked_keys.update(spec.get("revoked_keys", []))
         reg.bad_apns_credentials_projects.update(spec.get("bad_apns_credentials_projects", []))
+        reg.hms_apps.update(spec.get("hms_apps", {}))
+        reg.add_broadcasts(spec)
 
     # -- addresses --------------------------------------------------------------------
 
@@ -132,6 +149,16 @@ class Emulator:
         return f"https://{self.host}:{self._servers[1].port}"
 
     @property
+    def webpush_url(self) -> str:
+        """``https://127.0.0.1:PORT`` of the Web Push service (subscriptions live under ``/wp/``)."""
+        return f"https://{self.host}:{self._servers[2].port}"
+
+    @property
+    def hms_url(self) -> str:
+        """``https://127.0.0.1:PORT`` of the HMS side (``/oauth2/v3/token``, ``/v1/<app>/messages:send``)."""
+        return f"https://{self.host}:{self._servers[3].port}"
+
+    @property
     def token_uri(self) -> str:
         """The OAuth2 token endpoint service-account assertions must name as ``aud``."""
         return self.fcm_url + "/token"
@@ -144,7 +171,7 @@ class Emulator:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def astart(self) -> None:
-        """Start both servers on the running event loop."""
+        """Start the servers on the running event loop."""
         self._certs = ensure_certificates(self.state_dir)
         self.admin_token = ensure_admin_token(self.state_dir)
         opts, faults = self.options, self.scenario.faults
@@ -155,24 +182,25 @@ class Emulator:
             idle_timeout=opts.idle_timeout,
         )
         apns_cfg = dataclasses.replace(fcm_cfg, initial_streams=1 if opts.single_stream_until_auth else None)
-        apns = H2Server(
-            self.apns.handle, server_context(self._certs, request_client_cert=True), apns_cfg, host=self.host
-        )
-        fcm = H2Server(  # Google's front ends speak HTTP/1.1 too (requests-based clients need it)
-            self._route_fcm_port,
-            server_context(self._certs, request_client_cert=False),
-            fcm_cfg,
-            host=self.host,
-            http1=True,
-        )
-        self._servers = [apns, fcm]
-        await apns.start(self._wanted_ports[0], reuse_port=self.reuse_port)
-        await fcm.start(self._wanted_ports[1], reuse_port=self.reuse_port)
+        with_client_cert = server_context(self._certs, request_client_cert=True)
+        apns = H2Server(self._route_apns_port, with_client_cert, apns_cfg, host=self.host)
+        plain = server_context(self._certs, request_client_cert=False)
+        # Google's front ends speak HTTP/1.1 too (requests-based clients need it); so do push
+        # services (Mozilla autopush) and Huawei's.
+        fcm = H2Server(self._route_fcm_port, plain, fcm_cfg, host=self.host, http1=True)
+        webpush = H2Server(self.webpush.handle, plain, fcm_cfg, host=self.host, http1=True)
+        hms = H2Server(self.hms.handle, plain, fcm_cfg, host=self.host, http1=True)
+        self._servers = [apns, fcm, webpush, hms]
+        for server, port in zip(self._servers, self._wanted_ports, strict=True):
+            await server.start(port, reuse_port=self.reuse_port)
         self.oauth.token_uri = self.token_uri
+        port = self._servers[2].port
+        self.webpush.origins = frozenset({f"https://127.0.0.1:{port}", f"https://localhost:{port}",
+                                          f"https://{self.host}:{port}"})
         self._write_endpoints()
 
     async def astop(self) -> None:
-        """Stop both servers and close their connections."""
+        """Stop the servers and close their connections."""
         for server in self._servers:
             await server.stop()
         if self.publish_endpoints:
@@ -244,7 +272,7 @@ class Emulator:
         self.apns.shutting_down = True
 
     def open_connections(self) -> int:
-        """Client connections open right now, on both servers.
+        """Client connections open right now, on every server.
 
         After a client dies, bytes it had already written can still sit in the server's socket
         buffer and be answered (and recorded in the inbox) a moment later; zero here means the
@@ -262,6 +290,9 @@ class Emulator:
             "apns": dict(self.apns.stats),
             "fcm": dict(self.fcm.stats),
             "oauth": dict(self.oauth.stats),
+            "webpush": dict(self.webpush.stats),
+            "hms": dict(self.hms.stats),
+            "broadcast": dict(self.broadcast.stats),
             "inbox_total": self.inbox.total(),
             "connections": self.open_connections(),
         }
@@ -278,6 +309,8 @@ class Emulator:
             apns_url=self.apns_url,
             fcm_url=self.fcm_url,
             token_uri=self.token_uri,
+            webpush_url=self.webpush_url,
+            hms_url=self.hms_url,
         )
 
     def _write_endpoints(self) -> None:
@@ -287,13 +320,20 @@ class Emulator:
             "apns_url": self.apns_url,
             "fcm_url": self.fcm_url,
             "token_uri": self.token_uri,
+            "webpush_url": self.webpush_url,
+            "hms_url": self.hms_url,
             "ca_file": str(self.ca_file),
             "service_account": str(write_service_account(self.state_dir, self.token_uri)),
             "pid": os.getpid(),
         }
         write_private(self.state_dir / ENDPOINTS_FILE, json.dumps(info, indent=2) + "\n")
 
-    # -- FCM port routing and admin endpoints ----------------------------------------------------------
+    # -- port routing and admin endpoints --------------------------------------------------------------
+
+    def _route_apns_port(self, req: Request) -> Response:
+        if self.broadcast.handles(req.path):
+            return self.broadcast.handle(req)
+        return self.apns.handle(req)
 
     def _route_fcm_port(self, req: Request) -> Response:
         if req.path.startswith("/v1/"):
@@ -309,10 +349,10 @@ class Emulator:
         return self.fcm.handle(req)
 
     def _admin(self, req: Request) -> Response:
-        status, body = self.admin_view(req.method, req.path)
+        status, body = self.admin_view(req.method, req.path, req.body)
         return json_response(status, body)
 
-    def admin_view(self, method: str, path: str) -> tuple[int, Any]:
+    def admin_view(self, method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
         """Answer an ``/_emulator/...`` admin request from this process's own state: (status, JSON).
 
         Thread-safe (the inbox locks; counters are copied), so a worker's private admin
@@ -326,12 +366,41 @@ class Emulator:
                 self.inbox.clear()
                 return 200, {"cleared": True}
             token = parse_qs(url.query).get("token", [None])[0]
+            if token is not None and token.startswith("https://"):
+                token = inbox_key(token)
             if token is not None:
                 deliveries = [d.to_json() for d in self.inbox.received(token)]
                 return 200, {"token": token, "count": len(deliveries), "deliveries": deliveries}
             counts = {t: self.inbox.count(t) for t in sorted(self.inbox.tokens())}
             return 200, {"total": self.inbox.total(), "counts": counts}
+        if url.path == "/_emulator/subscribe" and method == "POST":
+            return self.subscribe_devices(body)
         return 404, {"error": "unknown admin endpoint"}
+
+    def subscribe_devices(self, body: bytes) -> tuple[int, Any]:
+        """``{"fcm_topic": name | "apns_channel": id, "tokens": [...]}``: devices join a broadcast."""
+        try:
+            spec = json.loads(body or b"{}")
+            tokens = [str(t) for t in spec["tokens"]]
+        except (ValueError, KeyError, TypeError):
+            return 400, {"error": "expected {fcm_topic | apns_channel, tokens: [...]}"}
+        if spec.get("fcm_topic"):
+            topic = str(spec["fcm_topic"])
+            self.registry.add_broadcasts({"fcm_topics": {topic: tokens}})
+            return 200, {"fcm_topic": topic, "subscribers": len(self.registry.fcm_topics[topic])}
+        channel = self.registry.apns_channels.get(str(spec.get("apns_channel")))
+        if channel is None:
+            return 404, {"error": f"no APNs channel {spec.get('apns_channel')!r} (create it first)"}
+        channel.subscribers.update(tokens)
+        return 200, {"apns_channel": channel.channel_id, "subscribers": len(channel.subscribers)}
+
+
+def inbox_key(token: str) -> str:
+    """The inbox key of a device: Web Push subscriptions (endpoint URLs) are kept by their id,
+    the last path segment, since a profile's ``webpush.endpoint`` may have rerouted the URL."""
+    if token.startswith("https://"):
+        return urlsplit(token).path.rstrip("/").rsplit("/", 1)[-1]
+    return token
 
 
 def _header(req: Request, name: str) -> str | None:
@@ -342,7 +411,15 @@ def _header(req: Request, name: str) -> str | None:
 
 
 def write_profile(
-    config_path: Path, name: str, *, ca_file: Path, apns_url: str, fcm_url: str, token_uri: str
+    config_path: Path,
+    name: str,
+    *,
+    ca_file: Path,
+    apns_url: str,
+    fcm_url: str,
+    token_uri: str,
+    webpush_url: str | None = None,
+    hms_url: str | None = None,
 ) -> Path:
     """Merge an emulator profile into ``config_path`` (TOML, mode 0600); returns the path.
 
@@ -351,7 +428,7 @@ def write_profile(
     commands without ``--profile`` never start going to the emulator behind their back.
     """
     config_path = Path(config_path).resolve()
-    profile = {
+    profile: dict[str, Any] = {
         "ca_file": str(ca_file),
         "apns": {
             "environment": "sandbox",
@@ -360,6 +437,7 @@ def write_profile(
             "key_id": SAMPLE_KEY_ID,
             "team_id": SAMPLE_TEAM_ID,
             "topic": SAMPLE_TOPIC,
+            "channels_endpoint": apns_url,
         },
         "fcm": {
             "service_account": str(SAMPLE_SERVICE_ACCOUNT),
@@ -367,6 +445,20 @@ def write_profile(
             "token_uri": token_uri,
         },
     }
+    if webpush_url is not None:
+        profile["webpush"] = {
+            "vapid_private_key": str(SAMPLE_VAPID_KEY),
+            "subject": SAMPLE_VAPID_SUBJECT,
+            # Every subscription goes to the emulator, wherever its endpoint points.
+            "endpoint": webpush_url,
+        }
+    if hms_url is not None:
+        profile["hms"] = {
+            "app_id": SAMPLE_HMS_APP_ID,
+            "client_secret_file": str(SAMPLE_HMS_SECRET_FILE),
+            "endpoint": hms_url,
+            "token_url": hms_url + HMS_TOKEN_PATH,
+        }
     if config_path.exists():
         text = _replace_profile_tables(config_path.read_text(), name, profile)
     else:

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from pushctl.emulator.broadcast import ConditionError, fcm_audience, parse_condition
 from pushctl.emulator.inbox import Delivery, Inbox
 from pushctl.emulator.oauth import TokenStore
 from pushctl.emulator.registry import Registry
@@ -157,6 +158,12 @@ class FcmService:
                         else None
                     )
                     raise _Invalid(verdict.reason, msg, "message.token" if msg else None)
+            if "condition" in message:
+                try:
+                    parse_condition(str(message["condition"]))
+                except ConditionError as err:
+                    raise _Invalid("INVALID_ARGUMENT", f"Invalid condition expression provided: {err}",
+                                   "message.condition") from None
             self._check_quota(project)
         except _Invalid as exc:
             retry = 60 if exc.code == "QUOTA_EXCEEDED" else None
@@ -166,19 +173,13 @@ class FcmService:
         if validate_only:
             return self._ok(project, "fake_message_id", delay)
         msg_id = f"0:{int(time.time() * 1000)}%{next(self._ids):016x}"
-        target = message.get("token") or message.get("topic") or message.get("condition") or ""
-        self.inbox.record(
-            Delivery(
-                str(target),
-                "android",
-                "fcm",
-                message,
-                {},
-                _collapse_id(message),
-                f"projects/{project}/messages/{msg_id}",
-                time.time(),
-            )
-        )
+        token = message.get("token")
+        # A topic or condition message reaches every device subscribed (the emulator's registry).
+        targets = [str(token)] if token else fcm_audience(self.registry, message)
+        name, now = f"projects/{project}/messages/{msg_id}", time.time()
+        collapse = _collapse_id(message)
+        for target in targets:
+            self.inbox.record(Delivery(target, "android", "fcm", message, {}, collapse, name, now))
         return self._ok(project, msg_id, delay)
 
     @staticmethod
@@ -261,7 +262,7 @@ class FcmService:
         if link is not None and (not isinstance(link, str) or not link.startswith("https://")):
             raise _Invalid("INVALID_ARGUMENT", "The link must use HTTPS.", "message.webpush.fcm_options.link")
         size = len(json.dumps(message, separators=(",", ":")).encode())
-        if size > (TOPIC_MESSAGE_LIMIT if topic is not None else MESSAGE_LIMIT):
+        if size > (TOPIC_MESSAGE_LIMIT if topic is not None or "condition" in message else MESSAGE_LIMIT):
             raise _Invalid("INVALID_ARGUMENT", "Message is too big", "message")
 
     def _check_quota(self, project: str) -> None:

@@ -101,6 +101,12 @@ class TokenStore:
             return None
         return record
 
+    def known(self, token: str) -> bool:
+        """Whether ``token`` was issued here at all (expired or not): tells "expired" from "never valid"."""
+        if token in self._tokens:
+            return True
+        return self.secret is not None and token.startswith("ya29.emu-") and self._verify(token) is not None
+
     def expire_all(self) -> None:
         """Make every issued token expired (to test a client's refresh)."""
         with self._lock:

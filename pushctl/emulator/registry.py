@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,14 @@ SAMPLE_TEAM_ID = "EMUTEAM001"
 SAMPLE_TOPIC = "com.example.pushctl"
 SAMPLE_SERVICE_ACCOUNT = DATA_DIR / "service-account.json"
 SAMPLE_PROJECT = "pushctl-emulator"
+SAMPLE_VAPID_KEY = DATA_DIR / "vapid-emulator.pem"
+SAMPLE_VAPID_SUBJECT = "mailto:push@example.com"
+SAMPLE_HMS_APP_ID = "102030405"
+SAMPLE_HMS_SECRET_FILE = DATA_DIR / "hms-client-secret.txt"
+SAMPLE_BROADCASTS = DATA_DIR / "broadcast-samples.toml"
+SAMPLE_APNS_CHANNEL = "cHVzaGN0bC1zYW1wbGUtc2NvcmVz"
+"""The sample Live Activity channel (in ``broadcast-samples.toml``): two sample iOS devices follow it."""
+"""Topic and channel subscriptions of the sample devices (``samples/audience.csv``)."""
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _FCM_TOKEN = re.compile(r"[A-Za-z0-9_:\-]+")
@@ -40,7 +49,10 @@ TOPIC_SUFFIXES = (
     ".push-type.widgets",
 )
 
-TOKEN_LISTS = ("unregistered", "not_for_topic", "expired", "fcm_unregistered", "fcm_other_project")
+TOKEN_LISTS = (
+    "unregistered", "not_for_topic", "expired", "fcm_unregistered", "fcm_other_project",
+    "webpush_gone", "hms_illegal",
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -62,6 +74,18 @@ class ServiceAccount:
     project_id: str
     key_id: str
     public_key: rsa.RSAPublicKey
+
+
+@dataclass(slots=True)
+class ApnsChannel:
+    """An APNs broadcast channel (iOS 18 Live Activities) and the devices subscribed to it."""
+
+    channel_id: str
+    topic: str
+    """The bundle id the channel was created for."""
+    storage_policy: int = 0
+    """``message-storage-policy``: 0 = no message stored, 1 = the most recent one kept for late joiners."""
+    subscribers: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -91,14 +115,41 @@ class Registry:
     expired: set[str] = field(default_factory=set)
     fcm_unregistered: set[str] = field(default_factory=set)
     fcm_other_project: set[str] = field(default_factory=set)
+    webpush_gone: set[str] = field(default_factory=set)
+    """Web Push subscription ids answered 410 (besides the ``gone…`` test ids)."""
+    hms_apps: dict[str, str] = field(default_factory=dict)
+    """HMS app id -> client secret."""
+    hms_illegal: set[str] = field(default_factory=set)
+    fcm_topics: dict[str, set[str]] = field(default_factory=dict)
+    """FCM topic -> the registration tokens subscribed to it."""
+    apns_channels: dict[str, ApnsChannel] = field(default_factory=dict)
 
     @classmethod
     def with_samples(cls) -> Registry:
-        """A registry with the sample APNs key and FCM service account registered."""
+        """A registry with the sample credentials registered and the sample devices' broadcasts."""
         reg = cls()
         reg.register_apns_key(SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID, [SAMPLE_TOPIC])
         reg.register_service_account(SAMPLE_SERVICE_ACCOUNT)
+        reg.hms_apps[SAMPLE_HMS_APP_ID] = SAMPLE_HMS_SECRET_FILE.read_text().strip()
+        reg.add_broadcasts(tomllib.loads(SAMPLE_BROADCASTS.read_text()))
         return reg
+
+    def add_broadcasts(self, spec: dict[str, Any]) -> None:
+        """Topic and channel subscriptions: ``{"fcm_topics": {topic: [tokens]},
+        "apns_channels": [{"id", "topic", "storage_policy", "subscribers"}]}`` (a scenario's too)."""
+        for topic, tokens in spec.get("fcm_topics", {}).items():
+            self.fcm_topics.setdefault(topic, set()).update(tokens)
+        for entry in spec.get("apns_channels", []):
+            channel = self.apns_channels.get(entry["id"])
+            if channel is None:
+                channel = self.apns_channels[entry["id"]] = ApnsChannel(
+                    entry["id"], entry.get("topic", SAMPLE_TOPIC), int(entry.get("storage_policy", 0))
+                )
+            channel.subscribers.update(entry.get("subscribers", []))
+
+    def topics_of(self, token: str) -> set[str]:
+        """The FCM topics ``token`` is subscribed to."""
+        return {topic for topic, tokens in self.fcm_topics.items() if token in tokens}
 
     # -- credentials --------------------------------------------------------
 

@@ -31,6 +31,7 @@ from typing import Any
 from pushctl.errors import InputError
 
 TOKEN_UPDATE_RULES = ("connection", "key")
+PROVIDERS = ("apns", "fcm", "webpush", "hms")
 
 
 @dataclass
@@ -67,7 +68,7 @@ class ErrorFault:
     rate: float
     retry_after: int | None = None
     provider: str = "both"
-    """``apns``, ``fcm`` or ``both``."""
+    """``apns``, ``fcm``, ``webpush``, ``hms``, or ``both`` / ``all`` (every one)."""
     reason: str | None = None
     """APNs reason / FCM errorCode; the default depends on the status."""
 
@@ -100,8 +101,10 @@ class Scenario:
     seed: int | None = None
     registry: dict[str, Any] = field(default_factory=dict)
     """Token lists (``unregistered``, ``not_for_topic``, ``expired``, ``fcm_unregistered``,
-    ``fcm_other_project``), ``revoked_keys``, ``bad_apns_credentials_projects``, ``files``
-    (list name -> token file), ``apns_keys`` and ``service_accounts`` (paths absolute)."""
+    ``fcm_other_project``, ``webpush_gone``, ``hms_illegal``), ``revoked_keys``,
+    ``bad_apns_credentials_projects``, ``files`` (list name -> token file), ``apns_keys`` and
+    ``service_accounts`` (paths absolute), ``hms_apps`` (app id -> secret), ``fcm_topics`` (topic ->
+    tokens) and ``apns_channels`` (``[{id, topic, storage_policy, subscribers}]``)."""
 
     @classmethod
     def load(cls, path: Path) -> Scenario:
@@ -162,7 +165,7 @@ class FaultInjector:
     def __init__(self, faults: Faults, seed: int | None) -> None:
         self.faults = faults
         self.rng = random.Random(seed)
-        self._errors = {p: [e for e in faults.errors if e.provider in (p, "both")] for p in ("apns", "fcm")}
+        self._errors = {p: [e for e in faults.errors if e.provider in (p, "both", "all")] for p in PROVIDERS}
 
     @property
     def active(self) -> bool:

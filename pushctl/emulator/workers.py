@@ -134,7 +134,7 @@ def merge_admin(method: str, path: str, views: list[Any]) -> Any:
     url = urlsplit(path)
     if url.path == "/_emulator/stats":
         merged: dict[str, Any] = {}
-        for side in ("apns", "fcm", "oauth"):
+        for side in ("apns", "fcm", "oauth", "webpush", "hms", "broadcast"):
             total: Counter[str] = Counter()
             for view in views:
                 total.update(view.get(side, {}))
@@ -145,6 +145,8 @@ def merge_admin(method: str, path: str, views: list[Any]) -> Any:
         return merged
     if method == "DELETE":
         return {"cleared": True, "workers": len(views)}
+    if url.path == "/_emulator/subscribe":
+        return {**views[0], "workers": len(views)}
     token = parse_qs(url.query).get("token", [None])[0]
     if token is not None:
         deliveries = [d for view in views for d in view["deliveries"]]
@@ -159,11 +161,13 @@ def merge_admin(method: str, path: str, views: list[Any]) -> Any:
     }
 
 
-def _fetch(admin_url: str, method: str, path: str, token: str, timeout: float = 10.0) -> tuple[int, Any]:
+def _fetch(
+    admin_url: str, method: str, path: str, token: str, body: bytes = b"", timeout: float = 10.0
+) -> tuple[int, Any]:
     parts = urlsplit(admin_url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
-        conn.request(method, path, headers=admin_headers(token))
+        conn.request(method, path, body=body or None, headers=admin_headers(token))
         response = conn.getresponse()
         return response.status, json.loads(response.read())
     finally:
@@ -184,6 +188,7 @@ class WorkerEmulator(Emulator):
         self.index = index
         self.workers = workers
         self.tokens.secret = secret
+        self.hms_tokens.secret = secret
         self.own_admin_url = ""
         self.peers: list[str] = []
         """Private admin URLs of the other workers (set by the parent once all listen)."""
@@ -204,7 +209,7 @@ class WorkerEmulator(Emulator):
         return {**super().stats(), "worker": self.index, "pid": os.getpid()}
 
     def _admin(self, req: Request) -> Response:
-        status, body = self.admin_view(req.method, req.path)
+        status, body = self.admin_view(req.method, req.path, req.body)
         if status != 200 or not self.peers:
             return json_response(status, body)
         # Blocks this worker's loop for the few ms the peers take; they answer from their admin
@@ -212,7 +217,7 @@ class WorkerEmulator(Emulator):
         views = [body]
         for url in self.peers:
             try:
-                peer_status, peer_body = _fetch(url, req.method, req.path, self.admin_token)
+                peer_status, peer_body = _fetch(url, req.method, req.path, self.admin_token, req.body)
             except (OSError, ValueError, http.client.HTTPException) as exc:
                 return json_response(503, {"error": f"emulator worker at {url} did not answer: {exc}"})
             if peer_status != 200:
@@ -230,8 +235,10 @@ class _AdminHandler(http.server.BaseHTTPRequestHandler):
     def _answer(self) -> None:
         # Plain HTTP on loopback, but the same token as the shared port: another local user
         # could find this port too.
+        length = int(self.headers.get("content-length") or 0)
+        request_body = self.rfile.read(length) if length else b""
         refused = refusal(self.headers.get("authorization"), self.emulator.admin_token)
-        status, body = refused or self.emulator.admin_view(self.command, self.path)
+        status, body = refused or self.emulator.admin_view(self.command, self.path, request_body)
         data = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
@@ -241,6 +248,7 @@ class _AdminHandler(http.server.BaseHTTPRequestHandler):
 
     do_GET = _answer
     do_DELETE = _answer
+    do_POST = _answer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -261,6 +269,8 @@ def worker_main(stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> 
         scenario=scenario,
         apns_port=int(config["apns_port"]),
         fcm_port=int(config["fcm_port"]),
+        webpush_port=int(config["webpush_port"]),
+        hms_port=int(config["hms_port"]),
         seed=config["seed"],
         host=config["host"],
         index=index,
@@ -345,6 +355,8 @@ class EmulatorWorkers:
         scenario: Scenario | None = None,
         apns_port: int = 0,
         fcm_port: int = 0,
+        webpush_port: int = 0,
+        hms_port: int = 0,
         seed: int | None = None,
         host: str = "127.0.0.1",
         start_timeout: float = 60.0,
@@ -357,9 +369,11 @@ class EmulatorWorkers:
         self.seed = seed if seed is not None else self.scenario.seed
         self.host = host
         self.start_timeout = start_timeout
-        self._wanted_ports = (apns_port, fcm_port)
+        self._wanted_ports = (apns_port, fcm_port, webpush_port, hms_port)
         self.apns_port = 0
         self.fcm_port = 0
+        self.webpush_port = 0
+        self.hms_port = 0
         self.workers: list[WorkerInfo] = []
         self._procs: list[subprocess.Popen[str]] = []
         self.admin_token = ""
@@ -374,6 +388,14 @@ class EmulatorWorkers:
     @property
     def fcm_url(self) -> str:
         return f"https://{self.host}:{self.fcm_port}"
+
+    @property
+    def webpush_url(self) -> str:
+        return f"https://{self.host}:{self.webpush_port}"
+
+    @property
+    def hms_url(self) -> str:
+        return f"https://{self.host}:{self.hms_port}"
 
     @property
     def token_uri(self) -> str:
@@ -406,9 +428,10 @@ class EmulatorWorkers:
                 except OSError as exc:
                     raise InputError(
                         f"cannot listen on {self.host}:{port}: {exc}",
-                        hint="choose other ports with --apns-port / --fcm-port",
+                        hint="choose other ports with --apns-port / --fcm-port / --webpush-port / --hms-port",
                     ) from None
-            self.apns_port, self.fcm_port = (int(s.getsockname()[1]) for s in reserved)
+            ports = [int(s.getsockname()[1]) for s in reserved]
+            self.apns_port, self.fcm_port, self.webpush_port, self.hms_port = ports
             self._spawn()
         except BaseException:
             self.stop()
@@ -439,6 +462,8 @@ class EmulatorWorkers:
                 "host": self.host,
                 "apns_port": self.apns_port,
                 "fcm_port": self.fcm_port,
+                "webpush_port": self.webpush_port,
+                "hms_port": self.hms_port,
                 "seed": worker_seed(self.seed, index),
                 "scenario": scenario,
                 "secret": secret,
@@ -520,6 +545,8 @@ class EmulatorWorkers:
             apns_url=self.apns_url,
             fcm_url=self.fcm_url,
             token_uri=self.token_uri,
+            webpush_url=self.webpush_url,
+            hms_url=self.hms_url,
         )
 
     def _write_endpoints(self) -> None:
@@ -527,6 +554,8 @@ class EmulatorWorkers:
             "apns_url": self.apns_url,
             "fcm_url": self.fcm_url,
             "token_uri": self.token_uri,
+            "webpush_url": self.webpush_url,
+            "hms_url": self.hms_url,
             "ca_file": str(self.ca_file),
             "service_account": str(write_service_account(self.state_dir, self.token_uri)),
             "pid": os.getpid(),
@@ -538,12 +567,12 @@ class EmulatorWorkers:
         """The ``authorization`` header for the ``/_emulator/`` endpoints (after start)."""
         return admin_headers(self.admin_token)
 
-    def admin(self, method: str, path: str) -> tuple[int, Any]:
+    def admin(self, method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
         """Ask every worker's private admin port and merge: (status, JSON), like the shared port."""
         views = []
         for worker in self.workers:
-            status, body = _fetch(worker.admin_url, method, path, self.admin_token)
+            status, answer = _fetch(worker.admin_url, method, path, self.admin_token, body)
             if status != 200:
-                return status, body
-            views.append(body)
+                return status, answer
+            views.append(answer)
         return 200, merge_admin(method, path, views)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushctl.errors import PayloadError
-from pushctl.message.schema import MAX_COLLAPSE_ID_BYTES, is_reserved_data_key
+from pushctl.message.schema import MAX_COLLAPSE_ID_BYTES
+from pushctl.message.source import is_reserved_data_key
 from pushctl.message.template import Notification, deep_merge
 from pushctl.model import Platform
 

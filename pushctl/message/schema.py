@@ -8,7 +8,6 @@ naming the template file, the line and the field (``locales.fr.title``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,19 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from pushctl.errors import TemplateError
+from pushctl.message.blocks import check_hms, check_webpush
+from pushctl.message.source import (
+    Check,
+    PathT,
+    Source,
+    _boolean,
+    _data,
+    _known_keys,
+    _mapping,
+    _one_of,
+    _string,
+    _unit_number,
+)
 
 PUSH_TYPES = (
     "alert", "background", "location", "voip", "complication",
@@ -30,7 +42,7 @@ MAX_COLLAPSE_ID_BYTES = 64
 # Keys that locales and variants may override (the per-device content of a notification).
 OVERRIDE_KEYS = frozenset(
     {"title", "subtitle", "body", "media", "sound", "badge", "data", "category",
-     "thread_id", "collapse_id", "relevance_score", "apns", "fcm"}
+     "thread_id", "collapse_id", "relevance_score", "apns", "fcm", "webpush", "hms"}
 )  # fmt: skip
 TOP_KEYS = OVERRIDE_KEYS | {
     "priority", "ttl", "push_type", "content_available", "interruption_level",
@@ -39,71 +51,8 @@ TOP_KEYS = OVERRIDE_KEYS | {
 VARIANT_KEYS = OVERRIDE_KEYS | {"weight", "locales"}
 ALERT_KEYS = ("title", "subtitle", "body")
 
-# FCM refuses these data keys; "aps" and "media" would collide with pushctl's own APNs keys,
-# "pushctl_variant" is added by pushctl for A/B tests.
-RESERVED_DATA_KEYS = frozenset({"from", "message_type", "aps", "media", "pushctl_variant"})
-RESERVED_DATA_PREFIXES = ("google.", "gcm.notification.")
-
 _TTL_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-PathT = tuple[str | int, ...]
-
-
-def is_reserved_data_key(key: str) -> bool:
-    """True for data keys FCM (or pushctl itself) reserves."""
-    return key in RESERVED_DATA_KEYS or key.startswith(RESERVED_DATA_PREFIXES)
-
-
-def dotted(path: PathT) -> str:
-    """``("locales", "fr", "title")`` -> ``locales.fr.title``."""
-    return ".".join(str(p) for p in path)
-
-
-class Source:
-    """A parsed template: its plain data plus the YAML node tree, for line numbers.
-
-    ``prefix`` places a template that sits inside another YAML file (a trigger rule's inline
-    ``template:``): errors then name that file's lines and fields (``rules.chat.template.body``).
-    """
-
-    def __init__(self, path: Path, data: dict[str, Any], root: Node, prefix: PathT = ()) -> None:
-        self.path = path
-        self.data = data
-        self.root = root
-        self.prefix = prefix
-
-    def field(self, path: PathT) -> str:
-        """The dotted field name of ``path`` as the user sees it (with the prefix)."""
-        return dotted((*self.prefix, *path))
-
-    def line(self, path: PathT, *, key: bool = False) -> int | None:
-        """1-based line of the value at ``path`` (of its key with ``key=True``)."""
-        node: Node = self.root
-        key_node: Node | None = None
-        for part in path:
-            if isinstance(node, MappingNode):
-                for k, v in node.value:
-                    if isinstance(k, ScalarNode) and k.value == str(part):
-                        key_node, node = k, v
-                        break
-                else:
-                    break
-            elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
-                key_node, node = None, node.value[part]
-            else:
-                break
-        chosen = key_node if key and key_node is not None else node
-        return chosen.start_mark.line + 1
-
-    def error(
-        self, message: str, path: PathT, *, hint: str | None = None, key: bool = False
-    ) -> TemplateError:
-        """A TemplateError located at ``path`` in this template."""
-        return TemplateError(
-            message, file=self.path, line=self.line(path, key=key), field=self.field(path) or None, hint=hint
-        )
-
 
 def parse(path: Path, raw: bytes) -> Source:
     """Parse template bytes with safe-load semantics; errors carry file:line."""
@@ -172,51 +121,6 @@ def parse_ttl(src: Source, value: Any, path: PathT) -> int:
 
 # -- field checks --------------------------------------------------------------
 
-Check = Callable[[Source, Any, PathT], None]
-
-
-def _string(src: Source, value: Any, path: PathT) -> None:
-    if not isinstance(value, str):
-        raise src.error(f"must be a string, got {type(value).__name__}", path, hint="quote the value")
-
-
-def _one_of(choices: tuple[str, ...]) -> Check:
-    def check(src: Source, value: Any, path: PathT) -> None:
-        if value not in choices:
-            raise src.error(f"must be one of {', '.join(choices)}; got {value!r}", path)
-
-    return check
-
-
-def _boolean(src: Source, value: Any, path: PathT) -> None:
-    if not isinstance(value, bool):
-        raise src.error(f"must be true or false, got {value!r}", path)
-
-
-def _unit_number(src: Source, value: Any, path: PathT) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise src.error(f"must be a number from 0 to 1, got {value!r}", path)
-
-
-def _mapping(src: Source, value: Any, path: PathT) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise src.error(f"must be a mapping, got {type(value).__name__}", path)
-    for key in value:
-        if not isinstance(key, str):
-            raise src.error(
-                f"keys must be strings, got {key!r}", (*path, key), key=True, hint="quote the key"
-            )
-    return value
-
-
-def _known_keys(src: Source, value: dict[str, Any], path: PathT, allowed: frozenset[str]) -> None:
-    for key in value:
-        if key not in allowed:
-            raise src.error(
-                f"unknown key '{key}'", (*path, key), key=True, hint=f"allowed: {', '.join(sorted(allowed))}"
-            )
-
-
 def _media(src: Source, value: Any, path: PathT) -> None:
     media = _mapping(src, value, path)
     _known_keys(src, media, path, frozenset({"url", "type"}))
@@ -246,18 +150,6 @@ def _badge(src: Source, value: Any, path: PathT) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise src.error(f"must be a whole number >= 0 (or a template), got {value!r}", path)
-
-
-def _data(src: Source, value: Any, path: PathT) -> None:
-    for key, item in _mapping(src, value, path).items():
-        if is_reserved_data_key(key):
-            raise src.error(f"data key '{key}' is reserved", (*path, key), key=True, hint="rename the key")
-        if not isinstance(item, str):
-            raise src.error(
-                f"data values must be strings, got {type(item).__name__}",
-                (*path, key),
-                hint="quote the value",
-            )
 
 
 def _collapse_id(src: Source, value: Any, path: PathT) -> None:
@@ -331,6 +223,7 @@ CHECKS: dict[str, Check] = {
     "title": _string, "subtitle": _string, "body": _string, "category": _string, "thread_id": _string,
     "collapse_id": _collapse_id, "media": _media, "sound": _sound, "badge": _badge, "data": _data,
     "relevance_score": _unit_number, "apns": _apns, "fcm": _fcm, "priority": _one_of(PRIORITIES),
+    "webpush": check_webpush, "hms": check_hms,
     "ttl": _ttl, "push_type": _one_of(PUSH_TYPES), "content_available": _boolean,
     "interruption_level": _one_of(INTERRUPTION_LEVELS), "quiet_hours": _quiet_hours,
     "defaults": _defaults, "locales": _locales, "variants": _variants,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 import pushctl.message.schema as schema
+import pushctl.message.source as source
 from pushctl.errors import TemplateError
 from pushctl.model import Device
 
@@ -35,7 +36,8 @@ _ENV = SandboxedEnvironment(
     keep_trailing_newline=True,
 )
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
-_MERGED_KEYS = frozenset({"data", "apns", "fcm"})  # overrides deep-merge these, replace the rest
+# Overrides deep-merge these, replace the rest.
+_MERGED_KEYS = frozenset({"data", "apns", "fcm", "webpush", "hms"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,8 @@ class Media:
 class Notification:
     """A notification rendered for one device, before it becomes an APNs or FCM payload.
 
-    ``apns`` and ``fcm`` may be shared between notifications: treat them as read-only.
+    ``apns``, ``fcm``, ``webpush`` and ``hms`` may be shared between notifications: treat them as
+    read-only.
     """
 
     title: str | None
@@ -73,6 +76,8 @@ class Notification:
     variant: str | None
     apns: dict[str, Any]
     fcm: dict[str, Any]
+    webpush: dict[str, Any] = field(default_factory=dict)
+    hms: dict[str, Any] = field(default_factory=dict)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +172,7 @@ def _is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-def _compile(src: schema.Source, value: Any, path: schema.PathT) -> Any:
+def _compile(src: source.Source, value: Any, path: source.PathT) -> Any:
     """``value`` with every template string replaced by an :class:`_Expr`."""
     if isinstance(value, str):
         if not _is_template(value):
@@ -228,7 +233,7 @@ class _Variant:
 class Template:
     """A loaded, checked and compiled notification template. Build with :meth:`load`."""
 
-    def __init__(self, path: Path, raw: bytes, *, source: schema.Source | None = None) -> None:
+    def __init__(self, path: Path, raw: bytes, *, source: source.Source | None = None) -> None:
         """Check and compile ``raw`` (the template file's bytes); with ``source``, a template
         already parsed out of another YAML file (``raw`` is then only fingerprinted)."""
         src = source if source is not None else schema.parse(path, raw)
@@ -284,7 +289,7 @@ class Template:
         return cls(path, raw)
 
     @staticmethod
-    def _fields(src: schema.Source, block: dict[str, Any], path: schema.PathT) -> dict[str, Any]:
+    def _fields(src: source.Source, block: dict[str, Any], path: source.PathT) -> dict[str, Any]:
         return {k: _compile(src, v, (*path, k)) for k, v in block.items() if k in schema.OVERRIDE_KEYS}
 
     def _default_push_type(self) -> str:
@@ -396,6 +401,8 @@ class Template:
             variant=variant,
             apns=fields.get("apns", {}),
             fcm=fields.get("fcm", {}),
+            webpush=fields.get("webpush", {}),
+            hms=fields.get("hms", {}),
         )
 
     def _badge(self, value: Any, device: Device) -> int | None:

@@ -5,7 +5,8 @@ through the ``pushctl.providers`` entry-point group (like llm's plugins), so a n
 a module plus one entry, nothing else.
 
 The face exports the contract every provider implements (:mod:`.base`); each provider module
-(``pushctl.providers.apns``, ``.fcm``) is public too, like a plugin, and imported only when used.
+(``pushctl.providers.apns``, ``.fcm``, ``.webpush``, ``.hms``) is public too, like a plugin, and
+imported only when used.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from importlib.metadata import entry_points
 from typing import Any, cast
 
 from pushctl.errors import ConfigError
-from pushctl.providers.base import Attempt, AttemptKind, Provider, WorkItem, prepare_item, started
+from pushctl.providers.base import Attempt, AttemptKind, Provider, WorkItem, prepare_item, started, take_batch
 
 __all__ = [
     "PROVIDERS",
@@ -28,11 +29,14 @@ __all__ = [
     "get_provider_factory",
     "prepare_item",
     "started",
+    "take_batch",
 ]
 
 PROVIDERS: dict[str, str] = {
     "apns": "pushctl.providers.apns:create",
     "fcm": "pushctl.providers.fcm:create",
+    "webpush": "pushctl.providers.webpush:create",
+    "hms": "pushctl.providers.hms:create",
 }
 
 ENTRY_POINT_GROUP = "pushctl.providers"

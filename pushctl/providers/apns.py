@@ -20,7 +20,7 @@ from pushctl.message import APNS_LIMIT, ApnsRequest, Notification, build_apns
 from pushctl.model import Device, Platform
 from pushctl.paths import data_dir, write_private
 from pushctl.providers.base import Attempt, AttemptKind, classify_apns, parse_retry_after
-from pushctl.transport import ConnectionLost, H2Pool, make_ssl_context
+from pushctl.transport import ConnectionLost, H2Pool, H2Response, make_ssl_context
 
 JWT_REFRESH_AFTER = 50 * 60
 """Re-sign before APNs' 60-minute limit (50 is what most libraries use)."""
@@ -124,6 +124,7 @@ class ApnsProvider:
         max_connections: int = 4,
         signer: JwtSigner | None = None,
         jwt_cache: Path | None = None,
+        channels_url: str | None = None,
     ) -> None:
         if key is None and certificate is None:
             raise ConfigError("APNs needs a .p8 key or a certificate", field="apns")
@@ -134,6 +135,9 @@ class ApnsProvider:
         self._ca_file = ca_file
         self._max_connections = max_connections
         self._pool: H2Pool | None = None
+        self.channels_url = channels_url
+        """The broadcast channel management API (its own host in production)."""
+        self._channels_pool: H2Pool | None = None
 
     def _ssl(self) -> Any:
         if self._certificate is None:
@@ -175,13 +179,33 @@ class ApnsProvider:
             if reason == "ExpiredProviderToken":
                 # Re-signed once and refused again: the clock or the key is wrong, stop.
                 attempt.kind = AttemptKind.AUTH_FAILED
-            attempt.provider_id = response.headers.get("apns-id", "")
+            # A broadcast is answered with the request's id, not a notification id.
+            answer = response.headers
+            attempt.provider_id = answer.get("apns-id") or answer.get("apns-request-id", "")
             return attempt
         raise AssertionError("unreachable")
+
+    async def manage(
+        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes = b""
+    ) -> H2Response:
+        """One request to the channel management API (``/1/apps/...``) with this provider's credentials.
+
+        Raises ConnectionLost / ConnectError like the pool; the caller reads the answer.
+        """
+        if self.channels_url is None:
+            raise ConfigError("no APNs channel management endpoint", field="apns.channels_endpoint")
+        if self._channels_pool is None:
+            self._channels_pool = H2Pool(self.channels_url, ssl_context=self._ssl(), max_connections=1)
+        jwt_token = self._signer.token() if self._signer is not None else ""
+        if jwt_token:
+            headers = [*headers, ("authorization", f"bearer {jwt_token}")]
+        return await self._channels_pool.request(method, path, headers, body, index_path=False)
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+        if self._channels_pool is not None:
+            await self._channels_pool.close()
 
 
 def _reason(body: bytes) -> str:
@@ -232,4 +256,5 @@ def create(
         ca_file=profile.ca_file,
         max_connections=max_connections,
         jwt_cache=jwt_cache_path(key) if key is not None else None,
+        channels_url=settings.channels_url,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,12 +56,21 @@ class Attempt:
     """Seconds to wait before retrying, from the ``Retry-After`` header."""
     provider_wide: bool = False
     """A quota / availability signal: pause *every* send to this provider until ``retry_after``."""
+    per_device: dict[str, Attempt] | None = None
+    """For a batch request: the answer per token where they differ (HMS partial success lists its
+    illegal tokens); a token not in it shares this attempt's own answer."""
 
 
 class Provider(Protocol):
     """What the sender needs from a push service adapter.
 
     ``request`` is opaque to the sender: whatever :meth:`prepare` builds, :meth:`send` takes.
+
+    Optional batch capability (HMS: one request for up to 1,000 tokens): a provider with
+    ``batch_limit > 1`` also has ``batch_key(request)`` (equal keys: the devices' requests are
+    identical but for the token) and ``merge(requests)`` (one request for them all). The sender
+    groups pending items with :func:`take_batch`, sends the merged request as one attempt (retried
+    as one) and gives each device its own result from :attr:`Attempt.per_device`.
     """
 
     name: str
@@ -91,7 +101,8 @@ class Provider(Protocol):
 
 @dataclass(slots=True)
 class WorkItem:
-    """One device, with the request its provider prepared for it."""
+    """One device, with the request its provider prepared for it (or, for a batch, several
+    devices: ``members``, whose requests ``request`` carries together)."""
 
     device: Device
     provider: str
@@ -100,6 +111,37 @@ class WorkItem:
     ref: int = 0
     """The caller's id for this item, echoed in its :class:`Result` (trigger sends use it to find
     their journal row: one token may be in flight for several rules at once)."""
+    members: list[WorkItem] | None = None
+
+    @property
+    def size(self) -> int:
+        """Devices this item stands for."""
+        return len(self.members) if self.members is not None else 1
+
+
+BATCH_SCAN_MISSES = 64
+""":func:`take_batch` stops looking after this many pending items in a row with other content
+(personalised messages then go one per request without a quadratic scan)."""
+
+
+def take_batch(provider: Any, first: WorkItem, pending: deque[WorkItem], limit: int) -> WorkItem:
+    """``first`` and the pending items with an identical request (up to ``limit`` in all), taken out
+    of ``pending`` (the others keep their order), as one item whose request is ``provider.merge``'d."""
+    key = provider.batch_key(first.request)
+    members = [first]
+    kept: list[WorkItem] = []
+    misses = 0
+    while pending and len(members) < limit and misses < BATCH_SCAN_MISSES:
+        item = pending.popleft()
+        if provider.batch_key(item.request) == key:
+            members.append(item)
+            misses = 0
+        else:
+            kept.append(item)
+            misses += 1
+    pending.extendleft(reversed(kept))
+    return WorkItem(first.device, first.provider, provider.merge([m.request for m in members]), first.variant,
+                    members=members)
 
 
 def prepare_item(

@@ -69,6 +69,10 @@ class ConnectError(ProviderUnavailable):
     """Could not connect / TLS handshake failed (the message says which; it never holds secrets)."""
 
 
+class NoHttp2(ConnectError):
+    """The server did not negotiate HTTP/2 (ALPN): it may speak HTTP/1.1 only (some Web Push services)."""
+
+
 class StreamRefused(Exception):
     """The server did not process the stream (REFUSED_STREAM, or above a GOAWAY's last stream id).
 
@@ -196,7 +200,7 @@ class H2Connection(asyncio.Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn != "h2":
-            self._fail_ready(ConnectError(f"{self._authority} did not negotiate HTTP/2 (ALPN: {alpn})"))
+            self._fail_ready(NoHttp2(f"{self._authority} did not negotiate HTTP/2 (ALPN: {alpn})"))
             self._transport.close()
             return
         h2c = self._h2
