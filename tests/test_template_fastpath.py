@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pushctl.message import _ENV, _Expr, _simple_parts
+from pushctl.message.template import _ENV, _Expr, _simple_parts
 from pushctl.model import Device, Platform
 
 NAMES = ["name", "city", "n", "missing", "range", "true", "None"]

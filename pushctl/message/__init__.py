@@ -28,12 +28,10 @@ from pushctl.message.payload import (
 from pushctl.message.schema import load_yaml
 from pushctl.message.source import Source
 from pushctl.message.template import (
-    _ENV,
+    SANDBOX,
     Media,
     Notification,
     Template,
-    _Expr,
-    _simple_parts,
 )
 from pushctl.message.webpush import (
     PLAINTEXT_LIMIT,
@@ -51,7 +49,7 @@ __all__ = [
     "HMS_LIMIT",
     "HMS_MAX_TOKENS",
     "PLAINTEXT_LIMIT",
-    "_ENV",
+    "SANDBOX",
     "ApnsRequest",
     "FcmRequest",
     "HmsRequest",
@@ -60,8 +58,6 @@ __all__ = [
     "Source",
     "Template",
     "WebPushRequest",
-    "_Expr",
-    "_simple_parts",
     "build_apns",
     "build_apns_broadcast",
     "build_fcm",

@@ -35,6 +35,8 @@ _ENV = SandboxedEnvironment(
     # Constant fields keep YAML's trailing newline; rendered ones must behave the same.
     keep_trailing_newline=True,
 )
+SANDBOX = _ENV
+"""The sandboxed Jinja2 environment every template and rule expression compiles in."""
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
 # Overrides deep-merge these, replace the rest.
 _MERGED_KEYS = frozenset({"data", "apns", "fcm", "webpush", "hms"})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pushctl.message import _ENV
+from pushctl.message import SANDBOX
 
 __all__ = ["Event", "EventExpr", "FieldMap", "SendAt", "iso", "parse_event", "parse_line", "parse_time"]
 
@@ -233,7 +233,7 @@ class EventExpr:
         self._template = None
         self._path: tuple[str, ...] = ()
         if "{{" in text or "{%" in text:
-            self._template = _ENV.from_string(text)  # TemplateSyntaxError: the caller locates it
+            self._template = SANDBOX.from_string(text)  # TemplateSyntaxError: the caller locates it
         elif _PATH.fullmatch(text):
             parts = text.split(".")
             self._path = tuple(parts[1:] if parts[0] == "event" and len(parts) > 1 else parts)
