@@ -78,13 +78,15 @@ http {{
     keepalive_timeout 600s;
     http2_max_concurrent_streams 1000;
     client_body_buffer_size 16k;
+    # Like APNs, echo the request's apns-id (aioapns matches answers by it), else make one up.
+    map $http_apns_id $apns_id {{ "" $request_id; default $http_apns_id; }}
     server {{
         listen 127.0.0.1:{port} ssl http2;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
         location /3/device/ {{
-            add_header apns-id $request_id always;
+            add_header apns-id $apns_id always;
             return 200;
         }}
         location /token {{
