@@ -1,4 +1,4 @@
-"""H2Pool against tests/h2_test_server.py over real TLS on 127.0.0.1."""
+"""H2Pool against tests/h2_test_server.py over real TLS on 127.0.0.1, on both HTTP/2 clients."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ from h2_test_server import H2TestServer, Pki, make_test_pki
 from pushctl.transport import ConnectionLost, H2Pool, H2Response, RequestTimeout, make_ssl_context
 
 T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True, params=["lean", "h2"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both HTTP/2 clients: the lean one and the reference on h2."""
+    monkeypatch.setenv("PUSHCTL_HTTP2", request.param)
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
