@@ -1,5 +1,6 @@
 """How pushctl runs its asyncio loop (a shared base: the CLI and every
-command that sends use it): on uvloop when it is installed (``pip install pushctl[fast]``).
+command that sends use it): on uvloop when it is installed — a default dependency on every
+platform that has it (CPython, not Windows); elsewhere, or without it, asyncio's own loop.
 
 uvloop's transports cut the event loop's share of each request (the fact sheet measured
 ~0.19 ms vs ~0.23 ms CPU per request on one ``h2`` connection). ``PUSHCTL_NO_UVLOOP=1`` keeps

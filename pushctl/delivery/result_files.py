@@ -1,6 +1,7 @@
 """Result files written as the run goes (``--results``, ``--invalid-tokens``).
 
-Each line is flushed as it is written, so a crash leaves the file complete up to that point.
+Lines are buffered; the caller calls :meth:`flush` per batch (before the journal commits one, see
+``pushctl/cli/result_sink.py``), so a crash leaves the file complete up to the last settled device.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class ResultFile:
             self._csv.writerow({k: row.get(k, "") for k in RESULT_FIELDS})
         else:
             self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def flush(self) -> None:
         self._fh.flush()
 
     def close(self) -> None:
@@ -69,7 +72,9 @@ class InvalidTokenFile:
     def write(self, result: Result) -> None:
         if result.outcome is Outcome.INVALID_TOKEN:
             self._fh.write(result.token + "\n")
-            self._fh.flush()
+
+    def flush(self) -> None:
+        self._fh.flush()
 
     def close(self) -> None:
         self._fh.close()
