@@ -265,7 +265,7 @@ def last_line(path: Path) -> str:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
         fh.seek(max(0, size - 65536))
-        lines = fh.read().splitlines()
+        lines = [line for line in fh.read().splitlines() if line.startswith(b"{")]  # not py-spy's
     return lines[-1].decode() if lines else ""
 
 

@@ -10,7 +10,9 @@ the standard loop, e.g. to rule uvloop out when debugging.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import json
 import os
 import signal
 from collections.abc import Callable, Coroutine, Iterator
@@ -95,3 +97,30 @@ def on_stop_signals(callback: Callable[[int], None]) -> Iterator[None]:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def dumps_compact(obj: Any) -> bytes:
+    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()``, through orjson
+    where it is installed (a default dependency on CPython): ~5x less CPU for a payload or a
+    result line, which are encoded once per device. What orjson refuses (integers beyond 64
+    bits, lone surrogates, non-string keys) goes through the standard library as before.
+    """
+    encode = _orjson_dumps()
+    if encode is not None:
+        try:
+            return encode(obj)
+        except TypeError:  # orjson.JSONEncodeError
+            pass
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@functools.cache
+def _orjson_dumps() -> Callable[[Any], bytes] | None:
+    if os.environ.get("PUSHCTL_NO_ORJSON"):
+        return None
+    try:
+        import orjson
+    except ImportError:
+        return None
+    dumps: Callable[[Any], bytes] = orjson.dumps
+    return dumps

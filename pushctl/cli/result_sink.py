@@ -8,23 +8,24 @@ Lines now collect in memory and are written, whole, at the latest:
   crash, even ``kill -9``, stdout and the result files hold every device the journal settled;
 * every ``MAX_LINES`` lines and ``MAX_DELAY`` seconds, so a pipe reader sees steady progress;
 * when the send ends, however it ends (``close``).
+
+Lines are compact JSON (no spaces), encoded by orjson where installed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 
 from pushctl.cli.console import Terminal
 from pushctl.cli.progress import SendProgress
 from pushctl.cli.results_view import result_json_line
 from pushctl.delivery import InvalidTokenFile, ResultFile
 from pushctl.outcome import Result
+from pushctl.runtime import dumps_compact
 
 MAX_LINES = 1000
 MAX_DELAY = 0.2
 
-_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 class ResultSink:
@@ -48,7 +49,7 @@ class ResultSink:
         self._dirty = True
         if self._json:
             lines = self._lines
-            lines.append(_encode(result_json_line(result)))
+            lines.append(dumps_compact(result_json_line(result)).decode())
             if len(lines) >= MAX_LINES:
                 self.flush()
                 return

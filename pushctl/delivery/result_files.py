@@ -29,10 +29,15 @@ RESULT_FIELDS = (
 )
 
 
+_BUFFER = 1 << 22
+
+
 def _open(path: Path, option: str) -> IO[str]:
     try:
         # Tokens are personal data: a new file is 0600 whatever the umask (README: security).
-        return open_private(path, "a", encoding="utf-8", newline="")
+        # A buffer far larger than one batch: lines reach the file only at flush(), whole, and
+        # the results and prune files stay consistent with each other between flushes.
+        return open_private(path, "a", encoding="utf-8", newline="", buffering=_BUFFER)
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", file=path, field=option) from None
 
