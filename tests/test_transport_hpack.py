@@ -135,16 +135,21 @@ def test_invalid_blocks_are_compression_errors(block: bytes) -> None:
         ResponseDecoder().decode(block)
 
 
-def test_repeated_blocks_come_from_the_cache_until_the_table_changes() -> None:
-    encoder = hpack.Encoder()
+def test_repeated_blocks_come_from_the_cache_and_still_update_the_table() -> None:
+    # What nginx does: every answer's headers as literals *with* incremental indexing.
     decoder = ResponseDecoder()
-    block = encoder.encode([(b":status", b"200"), (b"server", b"x")])  # adds to the table
-    again = encoder.encode([(b":status", b"200"), (b"server", b"x")])  # indexes only
+    block = b"\x88" + b"".join(
+        bytes((0x40 | 54,)) + encode_int(len(v), 7, 0) + v for v in (b"nginx", b"nginx")
+    )  # :status 200, then "server: nginx" twice with incremental indexing (static name 54)
     first = decoder.decode(block)
-    assert decoder.decode(again) is decoder.decode(again)  # cached: no table change
-    assert decoder.decode(again) == first
-    decoder.decode(encoder.encode([(b"server", b"y")]))  # the table changed: index 62 is "y" now
-    assert decoder.decode(again) == [(b":status", b"200"), (b"server", b"y")]
+    assert decoder.decode(block) is first  # cached: references no dynamic entry
+    assert decoder.table_size == 4 * (6 + 5 + 32)  # ... and its two entries were added again
+    # A block that refers to the dynamic table is decoded afresh each time.
+    indexed = b"\xbe"  # index 62: the newest entry
+    decoder.decode(b"\x40\x03x-a\x011")  # adds x-a: 1
+    assert decoder.decode(indexed) == [(b"x-a", b"1")]
+    decoder.decode(b"\x40\x03x-c\x013")  # now index 62 is x-c: 3
+    assert decoder.decode(indexed) == [(b"x-c", b"3")]
 
 
 # ---- frames ---------------------------------------------------------------------------------

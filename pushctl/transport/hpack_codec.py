@@ -12,7 +12,7 @@ empties the table with a dynamic-table-size update instead of letting it evict e
 
 :class:`ResponseDecoder` is a complete decoder (static and dynamic table, size updates,
 Huffman), fast for what repeats: decoded Huffman strings are cached, and so are whole header
-blocks that leave the dynamic table unchanged (until it changes).
+blocks that do not depend on the dynamic table (a repeat replays the entries it adds).
 
 ``hpack`` (the library h2 uses) is the reference: tests encode with one and decode with the other.
 """
@@ -187,7 +187,9 @@ class ResponseDecoder:
         self._entries: list[tuple[Header, int]] = []  # newest first
         self._max_list = max_header_list_size
         self._huffman: dict[bytes, bytes] = {}
-        self._blocks: dict[bytes, list[Header]] = {}
+        # block -> (headers, entries it adds): only blocks that reference no dynamic entry
+        self._blocks: dict[bytes, tuple[list[Header], list[Header]]] = {}
+        self._used_dynamic = False
 
     @property
     def table_size(self) -> int:
@@ -197,22 +199,27 @@ class ResponseDecoder:
         """The headers of one complete block, in order; raises :class:`HPACKError`."""
         cached = self._blocks.get(block)
         if cached is not None:
-            return cached
+            # Same bytes, no reference to the dynamic table: same headers, and the same entries
+            # to add (nginx sends every answer's headers "with incremental indexing").
+            headers, added = cached
+            for header in added:
+                self._add(header)
+            return headers
+        self._used_dynamic = False
         try:
-            headers, changed = self._decode(block)
+            headers, added, resized = self._decode(block)
         except (IndexError, HuffmanError) as exc:
             raise HPACKError(f"invalid header block: {exc}") from None
-        if changed:
-            self._blocks.clear()
-        elif len(block) < 512:
+        if not self._used_dynamic and not resized and len(block) < 512:
             if len(self._blocks) >= 256:
                 self._blocks.clear()
-            self._blocks[block] = headers
+            self._blocks[block] = (headers, added)
         return headers
 
-    def _decode(self, data: bytes) -> tuple[list[Header], bool]:
+    def _decode(self, data: bytes) -> tuple[list[Header], list[Header], bool]:
         headers: list[Header] = []
-        changed = False
+        added: list[Header] = []
+        resized = False
         pos = 0
         end = len(data)
         total = 0
@@ -226,7 +233,7 @@ class ResponseDecoder:
             elif byte & 0x40:  # literal with incremental indexing
                 header, pos = self._literal(data, pos, 6)
                 self._add(header)
-                changed = True
+                added.append(header)
                 allow_update = False
             elif byte & 0x20:  # dynamic table size update
                 if not allow_update:
@@ -236,7 +243,7 @@ class ResponseDecoder:
                     raise HPACKError(f"dynamic table size update to {size} exceeds the limit {self._limit}")
                 self._max_size = size
                 self._shrink()
-                changed = True
+                resized = True
                 continue
             else:  # literal without indexing (0000) or never indexed (0001)
                 header, pos = self._literal(data, pos, 4)
@@ -245,7 +252,7 @@ class ResponseDecoder:
             if total > self._max_list:
                 raise HPACKError("header list too large")
             headers.append(header)
-        return headers, changed
+        return headers, added, resized
 
     def _lookup(self, index: int) -> Header:
         if index == 0:
@@ -253,6 +260,7 @@ class ResponseDecoder:
         if index <= _STATIC_LEN:
             return STATIC_TABLE[index - 1]
         position = index - _STATIC_LEN - 1
+        self._used_dynamic = True
         if position >= len(self._entries):
             raise HPACKError(f"header index {index} is beyond the dynamic table")
         return self._entries[position][0]
