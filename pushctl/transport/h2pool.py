@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from hpack import NeverIndexedHeaderTuple
 
+from pushctl.errors import ConfigError
 from pushctl.transport.h2conn import (
     ConnectError,
     ConnectionLost,
@@ -75,7 +76,10 @@ class H2Pool:
     ) -> None:
         implementation = implementation or os.environ.get(IMPLEMENTATION_ENV) or "lean"
         if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"{IMPLEMENTATION_ENV} must be one of {', '.join(IMPLEMENTATIONS)}")
+            raise ConfigError(
+                f"unknown HTTP/2 client {implementation!r}", field=IMPLEMENTATION_ENV,
+                hint=f"use {' or '.join(IMPLEMENTATIONS)}, or unset it for the default",
+            )
         self.implementation = implementation
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
