@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import struct
 from typing import cast
 
 from pushctl.transport import h2frames as f
@@ -154,6 +155,9 @@ class LeanH2Connection(asyncio.Protocol):
             return
         except HPACKError as exc:
             self._connection_error(f.COMPRESSION_ERROR, str(exc))
+            return
+        except (ValueError, IndexError, struct.error) as exc:  # a frame too short for its type
+            self._connection_error(f.FRAME_SIZE_ERROR, f"malformed frame ({exc})")
             return
         if self._out:
             self._schedule_flush()
