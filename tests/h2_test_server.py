@@ -122,6 +122,8 @@ class _ServerConn(asyncio.Protocol):
             self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
+        if self.server.frozen:  # a peer that went away without closing (a dead NAT mapping)
+            return
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -152,6 +154,8 @@ class _ServerConn(asyncio.Protocol):
                     self.send_body(sid)
             elif isinstance(ev, h2.events.PingAckReceived):
                 self.server.ping_acks += 1
+            elif isinstance(ev, h2.events.PingReceived):
+                self.server.pings_received += 1
         self.flush()
 
     def forget(self, sid: int) -> None:
@@ -272,6 +276,8 @@ class H2TestServer:
         self.protocol_errors: list[str] = []
         self.peak_streams = 0
         self.ping_acks = 0
+        self.pings_received = 0
+        self.frozen = False
         self._server: asyncio.Server | None = None
 
     @property

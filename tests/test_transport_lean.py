@@ -173,3 +173,22 @@ def test_same_requests_through_both_clients_against_the_emulator(tmp_path: Path)
     assert results["lean"] == results["h2"]
     assert [s for s, _ in results["lean"][:4]] == [200, 410, 400, 400]
     assert results["lean"][-1] == (300, b"")
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_keepalive_pings_a_silent_connection_and_drops_a_dead_one(pki: Pki, impl: str) -> None:
+    async def body(server: H2TestServer, pool: H2Pool) -> None:
+        await pool.request("POST", "/echo", [], b"a")
+        async with asyncio.timeout(10):  # silent intervals: PINGs, each answered
+            while server.pings_received < 2:
+                await asyncio.sleep(0.02)
+        assert (await pool.request("POST", "/echo", [], b"b")).body == b"b"
+        assert pool.stats.connections_opened == 1
+        server.frozen = True  # the peer vanishes without a word
+        with pytest.raises(ConnectionLost, match="stopped answering PING"):
+            await pool.request("POST", "/hang", [])
+        server.frozen = False
+        assert (await pool.request("POST", "/echo", [], b"c")).body == b"c"  # a new connection
+        assert pool.stats.connections_opened == 2
+
+    on_server(pki, impl, body, ping_interval=0.1)
