@@ -7,6 +7,7 @@ The same requests go through both implementations; the answers must match, and t
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from h2_test_server import H2TestServer, Pki, make_test_pki
 
 from pushctl.emulator import Emulator
 from pushctl.emulator.registry import SAMPLE_APNS_KEY, SAMPLE_KEY_ID, SAMPLE_TEAM_ID, SAMPLE_TOPIC
-from pushctl.transport import ConnectionLost, H2Pool, H2Response, make_ssl_context
+from pushctl.transport import ConnectionLost, H2Pool, H2Response, NoHttp2, make_ssl_context
 
 T = TypeVar("T")
 BOTH = ("lean", "h2")
@@ -192,3 +193,27 @@ def test_keepalive_pings_a_silent_connection_and_drops_a_dead_one(pki: Pki, impl
         assert pool.stats.connections_opened == 2
 
     on_server(pki, impl, body, ping_interval=0.1)
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_a_server_without_http2_is_no_http2(pki: Pki, impl: str) -> None:
+    """An HTTP/1.1-only server (ALPN http/1.1): NoHttp2, so a caller can speak HTTP/1.1 instead."""
+
+    async def main() -> None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(pki.cert, pki.key)
+        ctx.set_alpn_protocols(["http/1.1"])
+        server = await asyncio.get_running_loop().create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=ctx)
+        port = server.sockets[0].getsockname()[1]
+        client_ctx = make_ssl_context(ca_file=pki.ca)
+        client_ctx.set_alpn_protocols(["h2", "http/1.1"])
+        pool = H2Pool(f"https://127.0.0.1:{port}", ssl_context=client_ctx, implementation=impl)
+        try:
+            with pytest.raises(NoHttp2, match="did not negotiate HTTP/2"):
+                await pool.request("GET", "/", [])
+        finally:
+            await pool.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())

@@ -35,6 +35,7 @@ from pushctl.transport.h2conn import (
     ConnectionLost,
     H2Response,
     Header,
+    NoHttp2,
     RequestTimeout,
     StreamRefused,
     connect,
@@ -110,7 +111,7 @@ class LeanH2Connection(asyncio.Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn != "h2":
-            self._fail_ready(ConnectError(f"{self._authority} did not negotiate HTTP/2 (ALPN: {alpn})"))
+            self._fail_ready(NoHttp2(f"{self._authority} did not negotiate HTTP/2 (ALPN: {alpn})"))
             self._transport.close()
             return
         self._transport.write(
