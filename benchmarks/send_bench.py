@@ -9,6 +9,7 @@ local HTTP/2 + TLS sink pinned to the other core, once per provider (APNs, then 
     .venv/bin/python benchmarks/send_bench.py --sink emulator --emulator-workers 2 --sink-core -1
     .venv/bin/python benchmarks/send_bench.py --journal shm        # journal in /dev/shm (overhead check)
     .venv/bin/python benchmarks/send_bench.py --profile            # cProfile the pushctl process
+    .venv/bin/python benchmarks/send_bench.py --py-spy /tmp/s.txt --provider apns  # sampled profile
 
 Sinks:
 
@@ -78,13 +79,15 @@ http {{
     keepalive_timeout 600s;
     http2_max_concurrent_streams 1000;
     client_body_buffer_size 16k;
+    # Like APNs, echo the request's apns-id (aioapns matches answers by it), else make one up.
+    map $http_apns_id $apns_id {{ "" $request_id; default $http_apns_id; }}
     server {{
         listen 127.0.0.1:{port} ssl http2;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
         location /3/device/ {{
-            add_header apns-id $request_id always;
+            add_header apns-id $apns_id always;
             return 200;
         }}
         location /token {{
@@ -262,7 +265,7 @@ def last_line(path: Path) -> str:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
         fh.seek(max(0, size - 65536))
-        lines = fh.read().splitlines()
+        lines = [line for line in fh.read().splitlines() if line.startswith(b"{")]  # not py-spy's
     return lines[-1].decode() if lines else ""
 
 
@@ -281,7 +284,7 @@ def machine_speed_us(core: int | None) -> float:
 
 def run_send(
     tmp: Path, provider: str, devices: int, journal: Path, core: int | None, profile: Path | None,
-    extra: list[str],
+    extra: list[str], pyspy: Path | None = None,
 ) -> dict[str, float | int | str]:
     audience = tmp / f"audience-{provider}-{devices}.csv"
     if not audience.exists():
@@ -291,6 +294,9 @@ def run_send(
     out = tmp / "stdout.jsonl"
     err = tmp / "stderr.txt"
     py = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else []), "-m", "pushctl"]
+    if pyspy is not None:  # sampled at 250 Hz; idle time (waiting for the sink) is not sampled
+        spy = Path(sys.executable).with_name("py-spy")
+        py = [str(spy), "record", "--format", "raw", "-r", "250", "-o", str(pyspy), "--", *py]
     cmd = [
         *py,
         "--config", str(tmp / "config.toml"),
@@ -349,6 +355,8 @@ def main() -> None:
     parser.add_argument("--sink-core", type=int, default=1, help="core for the sink (-1: no pinning)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per provider (best is reported)")
     parser.add_argument("--profile", action="store_true", help="cProfile pushctl; print the top functions")
+    parser.add_argument("--py-spy", type=Path, help="sample pushctl with py-spy into this file "
+                        "(collapsed stacks; see profile_buckets.py); CPU figures then include py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument("extra", nargs="*", help="extra `pushctl send` options (after --)")
     args = parser.parse_args()
@@ -378,7 +386,8 @@ def main() -> None:
                     for _ in range(args.repeat):
                         prof = tmp / f"{provider}.prof" if args.profile else None
                         sink_cpu = cpu_seconds(sink.pids)
-                        row = run_send(tmp, provider, args.devices, journal, client_core, prof, args.extra)
+                        row = run_send(tmp, provider, args.devices, journal, client_core, prof, args.extra,
+                                       args.py_spy)
                         row |= {"sink": args.sink, "journal": args.journal}
                         if sink.pids:
                             used = cpu_seconds(sink.pids) - sink_cpu

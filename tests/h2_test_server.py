@@ -2,10 +2,14 @@
 
 Routes (any method): ``/echo`` (body back; ``x-req-id`` and ``x-method`` echoed as headers),
 ``/delay/<ms>``, ``/big/<bytes>``, ``/refuse-once`` (REFUSED_STREAM the first time per
-``x-req-id``), ``/hang`` (never answers), anything else -> 200 empty (fast path for benchmarks).
+``x-req-id``), ``/hang`` (never answers), ``/rst/<code>`` (RST_STREAM), ``/protocol-error`` (a
+DATA frame on stream 0), ``/ping-first`` (a PING, then the answer), ``/bigheaders/<bytes>`` (a
+header block larger than a frame: CONTINUATION), ``/informational`` (103, then 200), ``/padded``
+(padded DATA), ``/trailers``; anything else -> 200 empty (fast path for benchmarks).
 
 Controls (same event loop): :meth:`H2TestServer.set_max_streams`, :meth:`H2TestServer.goaway`,
-:meth:`H2TestServer.drop_all`. Run as a script for the benchmark: prints ``READY <port>``.
+:meth:`H2TestServer.drop_all`, :meth:`H2TestServer.set_header_table_size`. Run as a script for
+the benchmark: prints ``READY <port>``.
 """
 
 from __future__ import annotations
@@ -118,6 +122,8 @@ class _ServerConn(asyncio.Protocol):
             self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
+        if self.server.frozen:  # a peer that went away without closing (a dead NAT mapping)
+            return
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -146,6 +152,10 @@ class _ServerConn(asyncio.Protocol):
             elif isinstance(ev, h2.events.WindowUpdated):
                 for sid in list(self.outgoing):
                     self.send_body(sid)
+            elif isinstance(ev, h2.events.PingAckReceived):
+                self.server.ping_acks += 1
+            elif isinstance(ev, h2.events.PingReceived):
+                self.server.pings_received += 1
         self.flush()
 
     def forget(self, sid: int) -> None:
@@ -164,6 +174,15 @@ class _ServerConn(asyncio.Protocol):
             self.server.refused.add(headers.get(b"x-req-id", b""))
             self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             self.forget(sid)
+        elif path.startswith("/rst/"):
+            self.h2.reset_stream(sid, int(path[5:]))
+            self.forget(sid)
+        elif path == "/protocol-error" and self.transport is not None:
+            self.flush()
+            self.transport.write(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")  # DATA on stream 0
+        elif path == "/ping-first":
+            self.h2.ping(b"server!!")
+            self.respond(sid)
         elif path != "/hang":
             self.respond(sid)
 
@@ -179,9 +198,26 @@ class _ServerConn(asyncio.Protocol):
             out = bytes(range(256)) * (int(path[5:]) // 256) + b"x" * (int(path[5:]) % 256)
         resp = [(b":status", b"200"), (b"x-req-id", headers.get(b"x-req-id", b"")),
                 (b"x-method", headers.get(b":method", b""))]
+        if path.startswith("/bigheaders/"):  # more than a frame: HEADERS + CONTINUATION
+            resp.append((b"x-big", b"b" * int(path[12:])))
+        if path == "/informational":
+            self.h2.send_headers(sid, [(b":status", b"103"), (b"link", b"</x>; rel=preload")])
         self.pending.discard(sid)
         self.answered_max = max(self.answered_max, sid)
         self.server.processed[headers.get(b"x-req-id", b"").decode()] += 1
+        if path == "/padded":
+            self.h2.send_headers(sid, resp)
+            self.h2.send_data(sid, b"padded body", end_stream=True, pad_length=40)
+            self.requests.pop(sid, None)
+            self.flush()
+            return
+        if path == "/trailers":
+            self.h2.send_headers(sid, resp)
+            self.h2.send_data(sid, b"body before trailers")
+            self.h2.send_headers(sid, [(b"x-trailer", b"yes")], end_stream=True)
+            self.requests.pop(sid, None)
+            self.flush()
+            return
         self.h2.send_headers(sid, resp, end_stream=not out)
         if out:
             self.outgoing[sid] = memoryview(out)
@@ -239,6 +275,9 @@ class H2TestServer:
         self.resets: list[ErrorCodes] = []
         self.protocol_errors: list[str] = []
         self.peak_streams = 0
+        self.ping_acks = 0
+        self.pings_received = 0
+        self.frozen = False
         self._server: asyncio.Server | None = None
 
     @property
@@ -264,6 +303,12 @@ class H2TestServer:
         self.max_streams = n
         for conn in list(self.conns):
             conn.h2.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: n})
+            conn.flush()
+
+    def set_header_table_size(self, n: int) -> None:
+        """Send a new SETTINGS_HEADER_TABLE_SIZE (the client's encoder must follow it)."""
+        for conn in list(self.conns):
+            conn.h2.update_settings({SettingCodes.HEADER_TABLE_SIZE: n})
             conn.flush()
 
     def goaway(self, reason: str = "Shutdown") -> list[int]:

@@ -1,4 +1,4 @@
-"""H2Pool against tests/h2_test_server.py over real TLS on 127.0.0.1."""
+"""H2Pool against tests/h2_test_server.py over real TLS on 127.0.0.1, on both HTTP/2 clients."""
 
 from __future__ import annotations
 
@@ -11,9 +11,17 @@ import pytest
 from h2.errors import ErrorCodes
 from h2_test_server import H2TestServer, Pki, make_test_pki
 
+from pushctl.errors import ConfigError
 from pushctl.transport import ConnectionLost, H2Pool, H2Response, RequestTimeout, make_ssl_context
 
 T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True, params=["lean", "h2"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both HTTP/2 clients: the lean one and the reference on h2."""
+    monkeypatch.setenv("PUSHCTL_HTTP2", request.param)
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +226,10 @@ def test_pool_rejects_non_https_and_paths(tmp_path: Path) -> None:
         H2Pool("https://127.0.0.1:1/3/device", ssl_context=ctx)
     assert H2Pool("https://api.push.apple.com", ssl_context=ctx).authority == "api.push.apple.com"
     assert H2Pool("https://[::1]:2197", ssl_context=ctx).authority == "[::1]:2197"
+
+
+def test_unknown_http2_client_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUSHCTL_HTTP2", "nghttp2")
+    with pytest.raises(ConfigError, match="unknown HTTP/2 client 'nghttp2'") as info:
+        H2Pool("https://127.0.0.1:1", ssl_context=make_ssl_context())
+    assert info.value.field == "PUSHCTL_HTTP2"

@@ -74,6 +74,8 @@ class Hooks:
     on_result: Callable[[Result], None] = lambda _r: None
     on_event: Callable[[Event], None] = lambda _e: None
     on_start: Callable[[str, bool, Sender], None] = lambda _id, _resumed, _sender: None
+    flush: Callable[[], None] = lambda: None
+    """Write out what ``on_result`` buffered; called before the journal commits results."""
 
 
 def derive_id(spec: CampaignSpec, template: Template, reader: AudienceReader) -> tuple[str, str]:
@@ -234,9 +236,11 @@ async def _send(
     this_run: Summary,
 ) -> tuple[str | None, Pipeline]:
     def emit(result: Result) -> None:
+        hooks.on_result(result)  # before record(): a commit it triggers flushes this one too
         run.record(result)
         this_run.add(result)
-        hooks.on_result(result)
+
+    run.before_commit = hooks.flush
 
     try:
         await _start(providers)

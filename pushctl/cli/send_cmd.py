@@ -32,13 +32,13 @@ from pushctl.campaign import (
 from pushctl.cli.console import Terminal
 from pushctl.cli.dry_run import dry_run
 from pushctl.cli.progress import SendProgress, countdown, event_printer
-from pushctl.cli.results_view import result_json_line, show_results
+from pushctl.cli.result_sink import ResultSink
+from pushctl.cli.results_view import show_results
 from pushctl.cli.state import State, get_state
 from pushctl.config import Profile, resolve_profile
 from pushctl.delivery import InvalidTokenFile, ResultFile, Sender, SendOptions
 from pushctl.errors import ExitCode, InputError
 from pushctl.journal import Journal
-from pushctl.outcome import Result
 from pushctl.paths import default_journal_file, exposure_warning
 from pushctl.runtime import run as run_loop
 
@@ -129,21 +129,14 @@ def _identity(o: dict[str, Any]) -> dict[str, Any]:
     return {k: o[k] for k in keys if o[k]}
 
 
-def _sink(terminal: Terminal, progress: SendProgress, files: list[ResultFile | InvalidTokenFile]) -> Hooks:
-    def on_result(result: Result) -> None:
-        progress.add(str(result.outcome))
-        for f in files:
-            f.write(result)
-        if terminal.json:
-            terminal.json_line(result_json_line(result))
-
+def _sink(terminal: Terminal, sink: ResultSink) -> Hooks:
     on_event = event_printer(terminal)
 
     def on_start(campaign_id: str, resumed: bool, _sender: Sender) -> None:
         verb = "continuing" if resumed else "campaign"
         terminal.info(f"{verb} {campaign_id}")
 
-    return Hooks(on_result=on_result, on_event=on_event, on_start=on_start)
+    return Hooks(on_result=sink.add, on_event=on_event, on_start=on_start, flush=sink.flush)
 
 
 def _present(state: State, report: CampaignReport, journal_path: Path, show: Show, limit: int) -> None:
@@ -383,8 +376,12 @@ async def _run(
         await _wait_until(t, at_time)
     while True:
         progress = SendProgress(t, total)
+        sink = ResultSink(t, progress, files)
         async with progress.live():
-            report = await run_campaign(spec, _sink(t, progress, files))
+            try:
+                report = await run_campaign(spec, _sink(t, sink))
+            finally:
+                sink.close()
         pending = report.pipeline.deferred_until
         if not wait or not pending or report.stopped_reason:
             break

@@ -1,6 +1,7 @@
 """Result files written as the run goes (``--results``, ``--invalid-tokens``).
 
-Each line is flushed as it is written, so a crash leaves the file complete up to that point.
+Lines are buffered; the caller calls :meth:`flush` per batch (before the journal commits one, see
+``pushctl/cli/result_sink.py``), so a crash leaves the file complete up to the last settled device.
 """
 
 from __future__ import annotations
@@ -28,10 +29,15 @@ RESULT_FIELDS = (
 )
 
 
+_BUFFER = 1 << 22
+
+
 def _open(path: Path, option: str) -> IO[str]:
     try:
         # Tokens are personal data: a new file is 0600 whatever the umask (README: security).
-        return open_private(path, "a", encoding="utf-8", newline="")
+        # A buffer far larger than one batch: lines reach the file only at flush(), whole, and
+        # the results and prune files stay consistent with each other between flushes.
+        return open_private(path, "a", encoding="utf-8", newline="", buffering=_BUFFER)
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", file=path, field=option) from None
 
@@ -53,6 +59,8 @@ class ResultFile:
             self._csv.writerow({k: row.get(k, "") for k in RESULT_FIELDS})
         else:
             self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def flush(self) -> None:
         self._fh.flush()
 
     def close(self) -> None:
@@ -69,7 +77,9 @@ class InvalidTokenFile:
     def write(self, result: Result) -> None:
         if result.outcome is Outcome.INVALID_TOKEN:
             self._fh.write(result.token + "\n")
-            self._fh.flush()
+
+    def flush(self) -> None:
+        self._fh.flush()
 
     def close(self) -> None:
         self._fh.close()

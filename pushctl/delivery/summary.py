@@ -48,7 +48,11 @@ class Summary:
         self.reasons[(outcome, result.reason)] += 1
         if result.variant:
             self.by_variant.setdefault(result.variant, Counter())[outcome] += 1
-        self.by_platform.setdefault(str(result.platform), Counter())[outcome] += 1
+        platform = str(result.platform)
+        per_platform = self.by_platform.get(platform)
+        if per_platform is None:  # not setdefault(..., Counter()): that built a Counter per device
+            per_platform = self.by_platform[platform] = Counter()
+        per_platform[outcome] += 1
         if result.attempts > 1:
             self.retries += result.attempts - 1
 

@@ -32,7 +32,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -336,6 +336,9 @@ class Run:
         self._pending: dict[str, DeviceState] = {}
         self._last_flush = time.monotonic()
         self.finished = False
+        self.before_commit: Callable[[], None] | None = None
+        """Called before buffered results are committed (so outputs written from the same
+        results, such as ``--results`` files, are never behind the journal after a crash)."""
 
     def lookup(self, tokens: Sequence[str]) -> dict[str, DeviceState]:
         """States of the tokens this campaign has seen; unseen tokens are absent."""
@@ -404,6 +407,8 @@ class Run:
             conn.executemany(schema.USER_SQL, self._users)
             self._users.clear()
         if self._buffer:
+            if self.before_commit is not None:
+                self.before_commit()
             conn.executemany(schema.RECORD_SQL, self._buffer)
             self._buffer.clear()
             self._pending.clear()

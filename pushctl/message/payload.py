@@ -8,7 +8,6 @@ protocols support can be expressed even when pushctl has no field for it.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from pushctl.message.schema import MAX_COLLAPSE_ID_BYTES
 from pushctl.message.source import is_reserved_data_key
 from pushctl.message.template import Notification, deep_merge
 from pushctl.model import Platform
+from pushctl.runtime import dumps_compact
 
 __all__ = [
     "APNS_LIMIT",
@@ -70,8 +70,7 @@ class FcmRequest:
     """Bytes of the message JSON: what the limit applies to."""
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+_dumps = dumps_compact
 
 
 def _check_size(size: int, limit: int, provider: str, where: str | None) -> None:

@@ -1,5 +1,9 @@
 """HTTP/2 transport: the only network I/O of the providers goes through :class:`H2Pool`.
 
+The pool runs on the lean client (``h2lean``: own frames and HPACK, tuned for push traffic) or,
+with ``PUSHCTL_HTTP2=h2``, on the reference client built on the ``h2`` library (``h2conn``);
+tests send the same requests through both.
+
 ::
 
     H2Pool(url, ssl_context=make_ssl_context(...)).request(...) -> H2Response

@@ -22,7 +22,7 @@ import json
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import h2.config
 import h2.connection
@@ -84,12 +84,29 @@ class StreamRefused(Exception):
         self.goaway = goaway
 
 
+class PoolConnection(Protocol):
+    """What the pool needs of a connection: :class:`H2Connection` here (on ``h2``) or
+    :class:`~pushctl.transport.h2lean.LeanH2Connection` (the lean send path)."""
+
+    ready: asyncio.Future[None]
+    gone: asyncio.Future[None]
+    in_flight: int
+    max_streams: int
+    accepting: bool
+    closed: bool
+    goaway_reason: str | None
+
+    async def send_request(self, headers: list[Header], body: bytes, timeout: float) -> H2Response: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
 class ConnectionListener(Protocol):
     """What a connection tells its pool."""
 
-    def capacity_changed(self, conn: H2Connection) -> None: ...
-    def goaway_received(self, conn: H2Connection, reason: str | None) -> None: ...
-    def connection_closed(self, conn: H2Connection, *, lost: bool) -> None: ...
+    def capacity_changed(self, conn: PoolConnection) -> None: ...
+    def goaway_received(self, conn: PoolConnection, reason: str | None) -> None: ...
+    def connection_closed(self, conn: PoolConnection, *, lost: bool) -> None: ...
 
 
 class _ClientH2(h2.connection.H2Connection):
@@ -486,11 +503,24 @@ async def open_connection(
     ping_interval: float | None,
 ) -> H2Connection:
     """Connect, handshake TLS (ALPN h2) and wait for the server's first SETTINGS."""
-    loop = asyncio.get_running_loop()
     conn = H2Connection(listener, authority=authority, ping_interval=ping_interval)
+    return await connect(conn, host, port, authority=authority, ssl_context=ssl_context,
+                         connect_timeout=connect_timeout)
+
+
+ConnT = TypeVar("ConnT", bound=PoolConnection)
+
+
+async def connect(
+    conn: ConnT, host: str, port: int, *, authority: str, ssl_context: ssl.SSLContext, connect_timeout: float
+) -> ConnT:
+    """Open ``conn``'s socket (TLS, ALPN h2) and wait for its ``ready`` (the server's SETTINGS);
+    every failure is a :class:`ConnectError` that says what went wrong."""
+    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(connect_timeout):
-            await loop.create_connection(lambda: conn, host, port, ssl=ssl_context, server_hostname=host)
+            await loop.create_connection(lambda: conn, host, port,  # type: ignore[type-var]
+                                          ssl=ssl_context, server_hostname=host)
             await conn.ready
     except TimeoutError:
         conn.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -23,14 +24,21 @@ from urllib.parse import urlsplit
 
 from hpack import NeverIndexedHeaderTuple
 
+from pushctl.errors import ConfigError
 from pushctl.transport.h2conn import (
     ConnectError,
     ConnectionLost,
-    H2Connection,
     H2Response,
+    PoolConnection,
     StreamRefused,
     open_connection,
 )
+from pushctl.transport.h2lean import open_lean_connection
+
+IMPLEMENTATIONS = ("lean", "h2")
+"""HTTP/2 clients the pool can run on: ``lean`` (:mod:`pushctl.transport.h2lean`, the default)
+or ``h2`` (:mod:`pushctl.transport.h2conn`, the reference on the ``h2`` library)."""
+IMPLEMENTATION_ENV = "PUSHCTL_HTTP2"
 
 # A request refused this many times in a row is not going to get through; say so.
 _MAX_UNPROCESSED_RETRIES = 10
@@ -64,7 +72,15 @@ class H2Pool:
         connect_timeout: float = 10.0,
         request_timeout: float = 30.0,
         ping_interval: float | None = 60.0,
+        implementation: str | None = None,
     ) -> None:
+        implementation = implementation or os.environ.get(IMPLEMENTATION_ENV) or "lean"
+        if implementation not in IMPLEMENTATIONS:
+            raise ConfigError(
+                f"unknown HTTP/2 client {implementation!r}", field=IMPLEMENTATION_ENV,
+                hint=f"use {' or '.join(IMPLEMENTATIONS)}, or unset it for the default",
+            )
+        self.implementation = implementation
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError(f"expected an https://host[:port] URL, got {url!r}")
@@ -84,9 +100,9 @@ class H2Pool:
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
         self._ping_interval = ping_interval
-        self._conns: list[H2Connection] = []  # open and accepting new streams
-        self._all: set[H2Connection] = set()  # also the ones draining after GOAWAY
-        self._waiters: deque[asyncio.Future[H2Connection]] = deque()
+        self._conns: list[PoolConnection] = []  # open and accepting new streams
+        self._all: set[PoolConnection] = set()  # also the ones draining after GOAWAY
+        self._waiters: deque[asyncio.Future[PoolConnection]] = deque()
         self._connecting: asyncio.Task[None] | None = None
         self._stats = PoolStats()
         self._closed = False
@@ -172,21 +188,22 @@ class H2Pool:
 
     # ---- slot reservation ---------------------------------------------------------------------
 
-    def _reserve_now(self) -> H2Connection | None:
+    def _reserve_now(self) -> PoolConnection | None:
         if self._waiters:  # FIFO: nobody overtakes a waiting request
             return None
         for conn in self._conns:
-            if conn.in_flight < conn.max_streams:
+            # accepting: a connection that failed stays listed until its socket is closed
+            if conn.in_flight < conn.max_streams and conn.accepting:
                 conn.in_flight += 1
                 if conn.in_flight > self._stats.peak_in_flight:
                     self._stats.peak_in_flight = conn.in_flight
                 return conn
         return None
 
-    async def _reserve_wait(self) -> H2Connection:
+    async def _reserve_wait(self) -> PoolConnection:
         if self._closed:
             raise ConnectionLost("the connection pool was closed")
-        fut: asyncio.Future[H2Connection] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[PoolConnection] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         self._dispatch()
         try:
@@ -208,7 +225,7 @@ class H2Pool:
                 waiters.popleft()
                 continue
             for conn in self._conns:
-                if conn.in_flight < conn.max_streams:
+                if conn.in_flight < conn.max_streams and conn.accepting:
                     break
             else:
                 break
@@ -227,7 +244,8 @@ class H2Pool:
 
     async def _connect(self) -> None:
         try:
-            conn = await open_connection(
+            opener = open_lean_connection if self.implementation == "lean" else open_connection
+            conn: PoolConnection = await opener(
                 self,
                 self._host,
                 self._port,
@@ -258,26 +276,26 @@ class H2Pool:
 
     # ---- ConnectionListener -------------------------------------------------------------------
 
-    def capacity_changed(self, conn: H2Connection) -> None:
+    def capacity_changed(self, conn: PoolConnection) -> None:
         """A slot was freed or the server's stream limit changed."""
         if conn.max_streams > self._stats.max_streams_seen:
             self._stats.max_streams_seen = conn.max_streams
         if self._waiters:
             self._dispatch()
 
-    def goaway_received(self, conn: H2Connection, reason: str | None) -> None:
+    def goaway_received(self, conn: PoolConnection, reason: str | None) -> None:
         """The connection drains and closes; new streams go elsewhere."""
         self._stats.goaways += 1
         self._stats.last_goaway_reason = reason
         self._forget(conn, keep_draining=True)
 
-    def connection_closed(self, conn: H2Connection, *, lost: bool) -> None:
+    def connection_closed(self, conn: PoolConnection, *, lost: bool) -> None:
         """The transport is gone; replace it on demand."""
         if lost:
             self._stats.connection_losses += 1
         self._forget(conn, keep_draining=False)
 
-    def _forget(self, conn: H2Connection, *, keep_draining: bool) -> None:
+    def _forget(self, conn: PoolConnection, *, keep_draining: bool) -> None:
         if conn in self._conns:
             self._conns.remove(conn)
         if not keep_draining:
