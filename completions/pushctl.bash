@@ -17,12 +17,13 @@ _pushctl_complete() {
 }
 _pushctl_subcommands() {
     case "$1" in
-        "") echo "broadcast channels config credentials devices emulator forget render runs send tokens trigger webpush" ;;
+        "") echo "broadcast channels config credentials devices emulator engage forget render runs send tokens trigger webpush" ;;
         "channels") echo "create delete list show" ;;
         "config") echo "init path set show" ;;
         "credentials") echo "check" ;;
         "devices") echo "import invalid show" ;;
         "emulator") echo "inbox issue-cert join run subscribe" ;;
+        "engage") echo "import status" ;;
         "runs") echo "export list prune prune-list show" ;;
         "tokens") echo "check" ;;
         "trigger") echo "check run status test" ;;
@@ -55,6 +56,9 @@ _pushctl_options() {
         "emulator join") echo "--apns-channel --fcm-topic --state-dir" ;;
         "emulator run") echo "--apns-port --fcm-port --hms-port --no-profile --profile-name --scenario --seed --state-dir --webpush-port --workers" ;;
         "emulator subscribe") echo "--application-server-key --base-url --id --state-dir" ;;
+        "engage") echo "" ;;
+        "engage import") echo "--format --journal --on-bad-row --window -f" ;;
+        "engage status") echo "--journal" ;;
         "forget") echo "--from --journal --token --user -t -u" ;;
         "render") echo "--audience --campaign --format --on-bad-row --platform --row --token --topic --variant -a -f" ;;
         "runs") echo "" ;;

@@ -35,6 +35,9 @@ COMMANDS: dict[str, CommandEntry] = {
     "devices": CommandEntry(
         "devices_cmd", "Keep the device directory (user id -> devices) that trigger rules send to."
     ),
+    "engage": CommandEntry(
+        "engage_cmd", "Import opens, conversions and dismissals, attributed to the sends they follow."
+    ),
     "tokens": CommandEntry("tokens_cmd", "Check device tokens without sending anything."),
     "runs": CommandEntry("runs_cmd", "Inspect campaign runs recorded in the journal."),
     "forget": CommandEntry("forget_cmd", "Erase users' and devices' personal data from the journal."),

@@ -1,21 +1,32 @@
 """The journal (SQLite): campaign runs, one row per device (in flight, then settled), resume,
 the per-campaign lock and the reports (``runs list/show/export``) built from it; in the same
 database, the device directory (user id -> devices) and the trigger rules' state (events seen,
-pending delayed and digest sends, trigger sends); and the removal of personal data: ``forget``
-(erasure on request) and ``prune`` (retention).
+pending delayed and digest sends, trigger sends), engagement (opens, conversions, dismissals
+attributed to sends), users' preferences, A/B tests and ``--local-time best`` slots; and the
+removal of personal data: ``forget`` (erasure on request) and ``prune`` (retention).
 
 A device is marked in flight before its request goes out, so a crash never sends it twice visibly.
 Every table holding personal data is registered in :data:`PERSONAL_TABLES` (see
 :mod:`pushctl.journal.personal`): erasure and retention walk that registry.
 """
 
+from pushctl.journal.abtests import AbTest, AbTests, SlotChoice, in_ab_slice
 from pushctl.journal.directory import (
     Directory,
     DirectoryEntry,
     ImportStats,
 )
+from pushctl.journal.engagement import (
+    ATTRIBUTION_WINDOW,
+    KINDS,
+    AttributionStats,
+    EngagementEvent,
+    EngagementStore,
+)
+from pushctl.journal.engagement_reports import EngagementData, FunnelRow
 from pushctl.journal.erasure import ForgetReport, PruneReport
 from pushctl.journal.personal import PERSONAL_TABLES, PersonalTable
+from pushctl.journal.preferences import PreferenceRow, PreferenceStore
 from pushctl.journal.store import (
     FLUSH_ROWS,
     DeviceState,
@@ -35,22 +46,35 @@ from pushctl.journal.triggers import (
 )
 
 __all__ = [
+    "ATTRIBUTION_WINDOW",
     "FLUSH_ROWS",
+    "KINDS",
     "PERSONAL_TABLES",
+    "AbTest",
+    "AbTests",
+    "AttributionStats",
     "ConsumerInfo",
     "DeviceState",
     "Directory",
     "DirectoryEntry",
+    "EngagementData",
+    "EngagementEvent",
+    "EngagementStore",
     "ForgetReport",
+    "FunnelRow",
     "ImportStats",
     "Job",
     "Journal",
     "PendingSend",
     "PersonalTable",
+    "PreferenceRow",
+    "PreferenceStore",
     "PruneReport",
     "RuleStatus",
     "Run",
+    "SlotChoice",
     "TriggerStatus",
     "TriggerStore",
     "collapse_id_for",
+    "in_ab_slice",
 ]

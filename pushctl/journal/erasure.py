@@ -164,7 +164,10 @@ def forget(
                 if t.user and t.token:
                     conn.execute(
                         f"INSERT OR IGNORE INTO temp.forget_tokens SELECT {t.token} FROM {t.table} "
-                        f"WHERE {t.user} IN (SELECT value FROM temp.forget_users)"
+                        f"WHERE {t.user} IN (SELECT value FROM temp.forget_users) "
+                        # A row naming a user but no device (a user-level preference, a trigger job
+                        # by user id) links no token: '' would match every other such row.
+                        f"AND {t.token} IS NOT NULL AND {t.token} != ''"
                     )
             report.tokens = conn.execute("SELECT COUNT(*) FROM temp.forget_tokens").fetchone()[0]
             matches = {t.table: _matching(t) for t in tables}

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pushctl.journal.engagement import ENGAGEMENT_TALLY
+
 __all__ = ["PERSONAL_TABLES", "PersonalTable"]
 
 
@@ -73,6 +75,11 @@ PERSONAL_TABLES: tuple[PersonalTable, ...] = (
     PersonalTable("invalid_tokens", token="token", user="user_id"),
     PersonalTable("trigger_jobs", token="token", user="user_id", at="created_at"),
     PersonalTable("trigger_sends", token="token", user="user_id", at="created_at"),
-    # Rooms still to come register theirs here, e.g. (issue 13, insights):
-    # PersonalTable("engagement_events", token="token", user="user_id", at="occurred_at"),
+    # Engagement (issue 13): raw events age out with retention (best hours read the last 60 days);
+    # the per-device summary of a campaign goes with its run, folded into engagement_tallies so
+    # `runs report` keeps its totals. Preferences are current state: erased on request only.
+    PersonalTable("engagement_events", token="token", user="user_id", at="occurred_at"),
+    PersonalTable("engagement_devices", token="token", run="campaign_id", tally=ENGAGEMENT_TALLY),
+    PersonalTable("device_slots", token="token", run="campaign_id"),
+    PersonalTable("preferences", token="token", user="user_id"),
 )

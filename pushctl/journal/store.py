@@ -39,15 +39,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import pushctl.journal.engagement_reports as engagement_reports
 import pushctl.journal.erasure as erasure
 import pushctl.journal.reports as reports
 import pushctl.journal.schema as schema
 from pushctl import clock
 from pushctl.delivery import Summary
 from pushctl.errors import InputError
+from pushctl.journal.abtests import AB_SCHEMA, AbTests, register_functions
 from pushctl.journal.directory import DIRECTORY_SCHEMA, Directory
+from pushctl.journal.engagement import ENGAGEMENT_SCHEMA, EngagementStore
+from pushctl.journal.engagement_reports import EngagementData
 from pushctl.journal.erasure import ForgetReport, PruneReport
 from pushctl.journal.lock import CampaignLock, is_locked
+from pushctl.journal.preferences import PREFERENCES_SCHEMA, PreferenceStore
 from pushctl.journal.reports import RunInfo
 from pushctl.journal.trigger_status import TriggerStatus, trigger_status
 from pushctl.journal.triggers import TRIGGER_SCHEMA, TriggerStore
@@ -109,7 +114,10 @@ class Journal:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")  # durable across kill -9: see module doc
             schema.create(self._conn)
-            self._conn.executescript(DIRECTORY_SCHEMA + TRIGGER_SCHEMA)
+            self._conn.executescript(
+                DIRECTORY_SCHEMA + TRIGGER_SCHEMA + ENGAGEMENT_SCHEMA + PREFERENCES_SCHEMA + AB_SCHEMA
+            )
+            register_functions(self._conn)
         except (OSError, sqlite3.DatabaseError) as exc:
             raise InputError(
                 f"cannot open the journal: {exc}", file=self.path, field="--journal",
@@ -254,6 +262,28 @@ class Journal:
         """Pending delayed sends, counters per rule and consumers, for ``trigger status``."""
         return trigger_status(self._conn, ruleset)
 
+    # -- engagement, preferences, A/B tests (see pushctl.journal.engagement / .preferences / .abtests)
+
+    def engagement(self) -> EngagementStore:
+        """Opens, conversions and dismissals, attributed to sends."""
+        self._flush_open_runs()
+        return EngagementStore(self._conn, self._transaction)
+
+    def preferences(self) -> PreferenceStore:
+        """Users' imported notification preferences."""
+        return PreferenceStore(self._conn, self._transaction)
+
+    def ab_tests(self) -> AbTests:
+        """A/B tests with a winner for the rest, and ``--local-time best`` slots."""
+        self._flush_open_runs()
+        return AbTests(self._conn, self._transaction)
+
+    def engagement_data(self, campaign_id: str) -> EngagementData:
+        """What ``runs report`` needs about a campaign; ``InputError`` if unknown."""
+        self._flush_open_runs()
+        self.run_info(campaign_id)
+        return engagement_reports.report_data(self._conn, campaign_id)
+
     def _flush_open_runs(self) -> None:
         for run in self._open_runs:
             run.flush()
@@ -332,6 +362,7 @@ class Run:
         self._lock = lock
         self._buffer: list[tuple[Any, ...]] = []
         self._users: list[tuple[str, str, str]] = []
+        self._slots: list[tuple[str, str, str, str, int]] = []
         # token -> state of buffered results, so lookup() sees them before they are flushed.
         self._pending: dict[str, DeviceState] = {}
         self._last_flush = time.monotonic()
@@ -375,6 +406,11 @@ class Run:
         batch), so ``pushctl forget --user`` can find the user's devices later."""
         self._users.extend((self.campaign_id, token, user_id) for token, user_id in pairs)
 
+    def note_slots(self, slots: Sequence[tuple[str, str, str, int]]) -> None:
+        """Remember ``(token, slot, basis, opens)`` chosen by ``--local-time best`` (written with the
+        next batch; a device's first slot is kept)."""
+        self._slots.extend((self.campaign_id, *slot) for slot in slots)
+
     def record(self, result: Result) -> None:
         """Buffer one device's result; written when 500 are buffered or 0.2 s have passed.
 
@@ -397,7 +433,7 @@ class Run:
 
     def flush(self) -> None:
         """Write buffered results in one transaction."""
-        if self._buffer or self._users:
+        if self._buffer or self._users or self._slots:
             with self._journal._transaction() as conn:
                 self._write_buffer(conn)
         self._last_flush = time.monotonic()
@@ -406,6 +442,9 @@ class Run:
         if self._users:
             conn.executemany(schema.USER_SQL, self._users)
             self._users.clear()
+        if self._slots:
+            AbTests.write_slots(conn, self._slots)
+            self._slots.clear()
         if self._buffer:
             if self.before_commit is not None:
                 self.before_commit()

@@ -1,0 +1,28 @@
+"""Measure and optimise: engagement (opens, conversions, dismissals) read from files or event
+streams and attributed to sends, funnels with Wilson intervals, A/B verdicts (two-proportion and
+chi-squared tests, lift, the deliveries still needed), the winner of an A/B test for the rest,
+each user's best hour from their opens, users' preferences per category, and the HTML report.
+
+It sits above :mod:`pushctl.journal` (where the data lives) and below :mod:`pushctl.campaign` and
+:mod:`pushctl.triggers`, which ask it whom to send to, which variant, and when.
+"""
+
+from pushctl.insights.events import (
+    EVENT_TYPES,
+    BadEvent,
+    EngagementReader,
+    ReadStats,
+    engagement_kind,
+    event_from_mapping,
+    parse_timestamp,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "BadEvent",
+    "EngagementReader",
+    "ReadStats",
+    "engagement_kind",
+    "event_from_mapping",
+    "parse_timestamp",
+]
