@@ -24,7 +24,7 @@ _pushctl_subcommands() {
         "devices") echo "import invalid show" ;;
         "emulator") echo "inbox issue-cert join run subscribe" ;;
         "engage") echo "import status" ;;
-        "runs") echo "export list prune prune-list show" ;;
+        "runs") echo "export list prune prune-list report show" ;;
         "tokens") echo "check" ;;
         "trigger") echo "check run status test" ;;
         "webpush") echo "keygen" ;;
@@ -66,6 +66,7 @@ _pushctl_options() {
         "runs list") echo "--journal --limit -n" ;;
         "runs prune") echo "--journal --older-than" ;;
         "runs prune-list") echo "--journal --out" ;;
+        "runs report") echo "--html --journal --metric" ;;
         "runs show") echo "--journal --limit --show" ;;
         "send") echo "--at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where -a -c -f" ;;
         "tokens") echo "" ;;

@@ -125,6 +125,7 @@ complete -c pushctl -n '__fish_seen_subcommand_from runs' -a export -d 'Every se
 complete -c pushctl -n '__fish_seen_subcommand_from runs' -a list -d 'Recent runs with their status and counts per outcome.'
 complete -c pushctl -n '__fish_seen_subcommand_from runs' -a prune -d 'Delete the per-device rows of old runs, keeping their summaries; then shrink the file.'
 complete -c pushctl -n '__fish_seen_subcommand_from runs' -a prune-list -d 'The run\'s invalid tokens, one per line, for your backend to delete.'
+complete -c pushctl -n '__fish_seen_subcommand_from runs' -a report -d 'A campaign\'s funnel and A/B verdict: targeted, sent, delivered, opened, converted.'
 complete -c pushctl -n '__fish_seen_subcommand_from runs' -a show -d 'The same per-device and summary view as the end of a send.'
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from export' -l format -d 'csv or jsonl (default: from --out, else jsonl)'
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from export' -l journal -d 'Journal database (default: user data dir)'
@@ -139,6 +140,10 @@ complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcomma
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from prune-list' -l journal -d 'Journal database (default: user data dir)'
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from prune-list' -l out -d 'Write to FILE instead of stdout'
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from prune-list' -F
+complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from report' -l html -d 'Also write a self-contained HTML report with charts here'
+complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from report' -l journal -d 'Journal database (default: user data dir)'
+complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from report' -l metric -d 'What the A/B verdict compares'
+complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from report' -F
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from show' -l journal -d 'Journal database (default: user data dir)'
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from show' -l limit -d 'Most rows in the device table'
 complete -c pushctl -n '__fish_seen_subcommand_from runs && __fish_seen_subcommand_from show' -l show -d 'Which devices to list (failures first)'

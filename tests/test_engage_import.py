@@ -138,10 +138,12 @@ def test_a_bad_row_is_located_or_skipped_and_counted(sent: dict[str, object], tm
     assert "bad.csv:6: field 'provider_id': names no notification" in stderr
 
 
-def test_no_journal_is_an_input_error(tmp_path: Path) -> None:
+def test_opens_without_a_journal_start_one_for_best_hours(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
-    path.write_text("type,ts,token\nopened,2026-03-02T10:00:00Z,tok\n")
-    res = CliRunner().invoke(
-        app, ["engage", "import", str(path), "--journal", str(tmp_path / "none.sqlite3")]
-    )
-    assert res.exit_code == 2 and "no journal here yet" in res.stderr
+    path.write_text("type,ts,user_id\nopened,2026-03-02T10:00:00Z,u1\n")
+    journal = tmp_path / "new.sqlite3"
+    args = ["--output", "json", "engage", "import", str(path), "--journal", str(journal)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["unmatched"] == 1 and "kept for best hours only" in res.stderr
+    assert journal.stat().st_mode & 0o777 == 0o600

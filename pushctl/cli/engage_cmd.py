@@ -9,7 +9,6 @@ import typer
 
 from pushctl.cli.state import get_state
 from pushctl.cli.trigger_cmd import JournalOption, _configured_journal
-from pushctl.errors import InputError
 from pushctl.journal import ATTRIBUTION_WINDOW, AttributionStats, Journal
 
 HELP = "Import opens, conversions and dismissals, attributed to the sends they follow."
@@ -52,11 +51,6 @@ def import_(
 
     seconds = _window(window) if window != "72h" else ATTRIBUTION_WINDOW
     path = journal or _configured_journal(get_state())
-    if not path.exists():
-        raise InputError(
-            "no journal here yet: engagement is attributed to the sends it records",
-            file=path, field="--journal", hint="send a campaign first, or point --journal at its journal",
-        )  # fmt: skip
     reader = EngagementReader(file, fmt=fmt, on_bad_row=on_bad_row)
     with Journal(path) as j:
         store = j.engagement()
@@ -102,9 +96,9 @@ def _report(
         t.warn(f"skipped {sample}")
     if stats.outside_window:
         t.warn(
-            f"{stats.outside_window:,} events fall outside the {window} attribution window of their sends "
-            f"and were not counted (e.g. {stats.examples['outside_window']}); a rehearsal pinned with "
-            "PUSHCTL_NOW needs events dated after that time (or a longer --window)"
+            f"{stats.outside_window:,} events happened outside the {window} attribution window of their "
+            f"sends (too late, or before the send) and were not counted (e.g. "
+            f"{stats.examples['outside_window']}); a longer --window counts late ones"
         )
     if stats.unmatched:
         t.warn(

@@ -275,4 +275,7 @@ def prune_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add the ``runs`` command group."""
+    from pushctl.cli import runs_report
+
+    runs_report.register(runs_app)
     app.add_typer(runs_app, name="runs")

@@ -16,13 +16,41 @@ from pushctl.insights.events import (
     event_from_mapping,
     parse_timestamp,
 )
+from pushctl.insights.report import CampaignReport, Funnel, Rate, build_report
+from pushctl.insights.stats import (
+    TestResult,
+    chi_squared_sf,
+    chi_squared_test,
+    relative_lift,
+    sample_size,
+    two_proportion_test,
+    wilson,
+)
+from pushctl.insights.verdict import METRICS, VariantStat, Verdict, decide_verdict, format_p, percent
 
 __all__ = [
     "EVENT_TYPES",
+    "METRICS",
     "BadEvent",
+    "CampaignReport",
     "EngagementReader",
+    "Funnel",
+    "Rate",
     "ReadStats",
+    "TestResult",
+    "VariantStat",
+    "Verdict",
+    "build_report",
+    "chi_squared_sf",
+    "chi_squared_test",
+    "decide_verdict",
     "engagement_kind",
     "event_from_mapping",
+    "format_p",
     "parse_timestamp",
+    "percent",
+    "relative_lift",
+    "sample_size",
+    "two_proportion_test",
+    "wilson",
 ]

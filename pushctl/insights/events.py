@@ -14,7 +14,8 @@ Columns (JSON Lines: the same keys, at the top level or under ``data``, as trigg
   (or milliseconds);
 - what names the notification: ``provider_id`` (``apns_id``, ``message_id``), ``campaign``
   (``campaign_id``, ``pushctl_campaign``) with ``token`` or ``user_id``, a ``token`` alone, or a
-  ``campaign`` with the payload's ``variant`` (``pushctl_variant``);
+  ``campaign`` with the payload's ``variant`` (``pushctl_variant``); a ``user_id`` alone names no
+  send but still tells when that user opens pushes (best hours);
 - ``event_id`` (``id``): duplicates count once; without one, the row's own content is its id;
 - ``value``: a conversion's value (revenue), optional.
 
@@ -166,10 +167,9 @@ def event_from_mapping(row: Mapping[str, Any], *, source: str = "", line: int = 
         source=source,
         line=line,
     )
-    if not (event.provider_id or event.token or (event.campaign_id and (event.user_id or event.variant))):
+    if not (event.provider_id or event.token or event.user_id or (event.campaign_id and event.variant)):
         raise BadEvent(
-            "provider_id",
-            "names no notification: give provider_id, token, or campaign with user_id or variant",
+            "provider_id", "names no notification: give provider_id, token, user_id, or campaign and variant"
         )
     given = _text(row, "event_id")
     event.event_id = given or _content_id(event)
