@@ -8,38 +8,17 @@ import math
 import sqlite3
 from pathlib import Path
 
+import engagement_support
 import pytest
 from scipy import stats as sps
 from typer.testing import CliRunner
 
 from pushctl.cli.app import app
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-ENGAGEMENT = SAMPLES / "engagement"
-NOW = "2026-03-02T09:00:00Z"
-
 
 @pytest.fixture(scope="module")
 def sample_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The README walk-through: send the spring sale at NOW on the emulator, import its events."""
-    journal = tmp_path_factory.mktemp("report") / "demo.sqlite3"
-    runner = CliRunner()
-    sent = runner.invoke(
-        app,
-        ["--output", "json", "send", str(SAMPLES / "templates" / "spring-sale.yaml"),
-         "--audience", str(ENGAGEMENT / "audience.csv"), "--campaign", "spring-sale", "--emulator",
-         "--journal", str(journal)],
-        env={"PUSHCTL_NOW": NOW},
-    )  # fmt: skip
-    assert sent.exit_code == 0, sent.stderr
-    imported = runner.invoke(
-        app,
-        ["--output", "json", "engage", "import", str(ENGAGEMENT / "events.csv"), "--journal", str(journal)],
-    )
-    assert imported.exit_code == 0, imported.stderr
-    summary = json.loads(imported.stdout)
-    assert summary["duplicates"] == 4 and summary["outside_window"] == 3 and summary["unmatched"] == 2
-    return journal
+    return engagement_support.sample_journal(tmp_path_factory.mktemp("report"))
 
 
 def _report(journal: Path, *args: str, output: str = "json") -> tuple[int, str, str]:

@@ -40,12 +40,14 @@ def report_cmd(
         ),
     ] = None,
 ) -> None:
-    from pushctl.cli.runs_cmd import _journal, _require
+    from pushctl.cli.journals import resolve_journals
     from pushctl.insights import build_report
+    from pushctl.journal import Journal
 
-    terminal = get_state().terminal
-    with _journal(journal_opt) as maybe:
-        journal = _require(maybe, journal_opt)
+    state = get_state()
+    terminal = state.terminal
+    path = resolve_journals(str(journal_opt) if journal_opt is not None else None, state)[0]
+    with Journal(path) as journal:
         data = journal.engagement_data(campaign_id)
     report = build_report(data, metric)
     if html is not None:

@@ -16,6 +16,7 @@ from pushctl.insights.events import (
     event_from_mapping,
     parse_timestamp,
 )
+from pushctl.insights.html_report import render_html, write_html
 from pushctl.insights.report import CampaignReport, Funnel, Rate, build_report
 from pushctl.insights.stats import (
     TestResult,
@@ -50,7 +51,9 @@ __all__ = [
     "parse_timestamp",
     "percent",
     "relative_lift",
+    "render_html",
     "sample_size",
     "two_proportion_test",
     "wilson",
+    "write_html",
 ]
