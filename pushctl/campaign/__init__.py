@@ -8,6 +8,7 @@ It feeds :mod:`pushctl.delivery` and records in :mod:`pushctl.journal`; it never
 provider itself.
 """
 
+from pushctl.campaign.ab import AB_HOLDOUT, AbPlan, parse_share
 from pushctl.campaign.broadcast import (
     BroadcastReport,
     BroadcastSpec,
@@ -46,6 +47,8 @@ from pushctl.campaign.suppression import (
 )
 
 __all__ = [
+    "AB_HOLDOUT",
+    "AbPlan",
     "BroadcastReport",
     "BroadcastSpec",
     "CampaignReport",
@@ -68,6 +71,7 @@ __all__ = [
     "parse_at",
     "parse_clock",
     "parse_duration",
+    "parse_share",
     "providers_for",
     "run_broadcast",
     "run_campaign",

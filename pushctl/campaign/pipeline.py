@@ -17,6 +17,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pushctl.audience import Segment
+from pushctl.campaign.ab import AB_HOLDOUT, AbPlan
 from pushctl.campaign.schedule import Cap, LocalTimeSlot, QuietHours, bad_zone_reason, decide
 from pushctl.campaign.suppression import SuppressionList
 from pushctl.delivery import WorkItem, prepare_item
@@ -42,6 +43,8 @@ class Controls:
     quiet_hours: QuietHours | None = None
     local_time: LocalTimeSlot | None = None
     default_zone: ZoneInfo | None = None
+    ab: AbPlan | None = None
+    """``--ab-test`` / ``--winner-of``: the slice gets the variants, the rest waits or gets the winner."""
 
 
 @dataclass
@@ -93,6 +96,8 @@ class Pipeline:
         self.stats = PipelineStats()
         self.collapse_id = run.collapse_id if run is not None else collapse_id
         self._rendered_any = False
+        if self.controls.ab is not None and journal is not None and run is not None:
+            self.controls.ab = self.controls.ab.recorded(journal.ab_tests(), campaign_id, resumed=run.resumed)
 
     def _skip(self, device: Device, outcome: Outcome, reason: str, variant: str = "") -> None:
         self.emit(Result(device.token, device.platform, outcome, reason, variant=variant, line=device.line))
@@ -147,6 +152,13 @@ class Pipeline:
 
     def _one(self, device: Device, invalid: set[str], counts: dict[str, int]) -> WorkItem | None:
         c = self.controls
+        forced_variant = None
+        if c.ab is not None and not c.ab.in_slice(self.campaign_id, device.token):
+            if c.ab.winner is None:
+                # Held back, not judged: suppression, caps and the schedule apply when it is sent.
+                self._skip(device, Outcome.DEFERRED, AB_HOLDOUT)
+                return None
+            forced_variant = c.ab.winner
         if c.suppression is not None and (reason := c.suppression.reason_for(device)):
             self._skip(device, Outcome.SKIPPED, reason)
             return None
@@ -185,7 +197,7 @@ class Pipeline:
         if provider is None:
             self._skip(device, Outcome.SKIPPED, self.missing_provider.get(name, f"no_{name}_credentials"))
             return None
-        variant = self.template.choose_variant(device.token, self.campaign_id) or ""
+        variant = forced_variant or self.template.choose_variant(device.token, self.campaign_id) or ""
         try:
             notification = self.template.render(device, variant=variant or None)
         except TemplateError as exc:

@@ -18,6 +18,7 @@ from rich.text import Text
 from pushctl.cli.console import OutputFormat
 from pushctl.cli.journals import JournalsOption, resolve_journals
 from pushctl.cli.results_view import result_json_line, show_results
+from pushctl.cli.send_insights import explain
 from pushctl.cli.state import get_state
 from pushctl.delivery import RESULT_FIELDS
 from pushctl.errors import InputError
@@ -136,6 +137,7 @@ def show_cmd(
             terminal.info(
                 f"{info.removed:,} devices' rows were removed ({why}): counted in the summary, not listed"
             )
+        explain(terminal, journal, campaign_id)
         if info.inflight:
             terminal.warn(
                 f"{info.inflight:,} devices were in flight when the run stopped; "

@@ -34,6 +34,7 @@ from pushctl.cli.dry_run import dry_run
 from pushctl.cli.progress import SendProgress, countdown, event_printer
 from pushctl.cli.result_sink import ResultSink
 from pushctl.cli.results_view import show_results
+from pushctl.cli.send_insights import ab_setup, explain
 from pushctl.cli.state import State, get_state
 from pushctl.config import Profile, resolve_profile
 from pushctl.delivery import InvalidTokenFile, ResultFile, Sender, SendOptions
@@ -125,7 +126,7 @@ def _controls(profile: Profile, o: dict[str, Any], template_path: Path) -> Contr
 
 def _identity(o: dict[str, Any]) -> dict[str, Any]:
     """Options that make a different campaign (the rest may change on resume)."""
-    keys = ("where", "validate_only", "local_time")
+    keys = ("where", "validate_only", "local_time", "ab_test")
     return {k: o[k] for k in keys if o[k]}
 
 
@@ -261,6 +262,23 @@ def send(
             "--wait", help="With --local-time/--quiet-hours: keep running until every device is sent."
         ),
     ] = False,
+    ab_test: Annotated[
+        str | None,
+        typer.Option("--ab-test", metavar="PERCENT", help="Send the variants to a stable random share "
+                     "(e.g. 10%); hold the rest back (deferred, ab_holdout) for --winner-of."),
+    ] = None,
+    winner_of: Annotated[
+        str | None,
+        typer.Option("--winner-of", metavar="CAMPAIGN", help="Send the winning variant of that --ab-test "
+                     "campaign to the devices it held back (same campaign and journal)."),
+    ] = None,
+    metric: Annotated[
+        Literal["opens", "conversions"], typer.Option("--metric", help="What --winner-of compares.")
+    ] = "opens",
+    if_no_winner: Annotated[
+        str, typer.Option("--if-no-winner", metavar="best|wait|VARIANT",
+                          help="--winner-of without a significant winner: send the leader, hold on, or this.")
+    ] = "best",
 ) -> None:
     state = get_state()
     o = dict(
@@ -273,6 +291,7 @@ def send(
         local_window=local_window,
         default_timezone=default_timezone,
         validate_only=validate_only,
+        ab_test=ab_test,
     )
     at_time = parse_at(at) if at else None
     check_start_time(at_time, allow_past=now)
@@ -283,7 +302,14 @@ def send(
         else:
             profile = resolve_profile(state.config_path, state.profile)
             journal_path = journal or profile.sender.journal or default_journal_file()
+        ab = ab_setup(state.terminal, template, journal_path, ab_test=ab_test, winner_of=winner_of,
+                      campaign=campaign, metric=metric, if_no_winner=if_no_winner)  # fmt: skip
+        if ab.hold is not None:
+            state.terminal.info(f"no winner for {winner_of} yet: {ab.hold}; nothing sent")
+            raise typer.Exit(0)
+        campaign = ab.campaign_id
         controls = _controls(profile, o, template)
+        controls.ab = ab.plan
         slot, quiet = controls.local_time, controls.quiet_hours
         if slot is not None and quiet is not None and slot.blocked_by(quiet):
             raise InputError(
@@ -360,6 +386,9 @@ def send(
         code = run_loop(_run(state, spec, files, total, at_time, wait))
         report, exit_code = code
         _present(state, report, journal_path, show, limit)
+        if not state.terminal.json and (ab.plan is not None or o["local_time"] == "best"):
+            with Journal(journal_path) as j:
+                explain(state.terminal, j, report.campaign_id)
     raise typer.Exit(int(exit_code))
 
 

@@ -28,6 +28,7 @@ from pushctl.insights.stats import (
     wilson,
 )
 from pushctl.insights.verdict import METRICS, VariantStat, Verdict, decide_verdict, format_p, percent
+from pushctl.insights.winner import WinnerChoice, choose_winner
 
 __all__ = [
     "EVENT_TYPES",
@@ -41,9 +42,11 @@ __all__ = [
     "TestResult",
     "VariantStat",
     "Verdict",
+    "WinnerChoice",
     "build_report",
     "chi_squared_sf",
     "chi_squared_test",
+    "choose_winner",
     "decide_verdict",
     "engagement_kind",
     "event_from_mapping",

@@ -33,6 +33,7 @@ from pushctl.journal.store import (
     Journal,
     Run,
     collapse_id_for,
+    validate_campaign_id,
 )
 from pushctl.journal.trigger_status import (
     ConsumerInfo,
@@ -77,4 +78,5 @@ __all__ = [
     "TriggerStore",
     "collapse_id_for",
     "in_ab_slice",
+    "validate_campaign_id",
 ]
