@@ -17,13 +17,14 @@ _pushctl_complete() {
 }
 _pushctl_subcommands() {
     case "$1" in
-        "") echo "broadcast channels config credentials devices emulator engage forget render runs send tokens trigger webpush" ;;
+        "") echo "broadcast channels config credentials devices emulator engage forget prefs render runs send tokens trigger webpush" ;;
         "channels") echo "create delete list show" ;;
         "config") echo "init path set show" ;;
         "credentials") echo "check" ;;
         "devices") echo "import invalid show" ;;
         "emulator") echo "inbox issue-cert join run subscribe" ;;
         "engage") echo "import status" ;;
+        "prefs") echo "import show" ;;
         "runs") echo "export list prune prune-list report show" ;;
         "tokens") echo "check" ;;
         "trigger") echo "check run status test" ;;
@@ -60,6 +61,9 @@ _pushctl_options() {
         "engage import") echo "--format --journal --on-bad-row --window -f" ;;
         "engage status") echo "--journal" ;;
         "forget") echo "--from --journal --token --user -t -u" ;;
+        "prefs") echo "" ;;
+        "prefs import") echo "--journal --on-bad-row" ;;
+        "prefs show") echo "--journal" ;;
         "render") echo "--audience --campaign --format --on-bad-row --platform --row --token --topic --variant -a -f" ;;
         "runs") echo "" ;;
         "runs export") echo "--format --journal --out -f" ;;
@@ -68,12 +72,12 @@ _pushctl_options() {
         "runs prune-list") echo "--journal --out" ;;
         "runs report") echo "--html --journal --metric" ;;
         "runs show") echo "--journal --limit --show" ;;
-        "send") echo "--ab-test --at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --if-no-winner --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --metric --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where --winner-of -a -c -f" ;;
+        "send") echo "--ab-test --at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --if-no-winner --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --metric --no-skip-known-invalid --now --on-bad-row --preferences --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where --winner-of -a -c -f" ;;
         "tokens") echo "" ;;
         "tokens check") echo "--apns-probe --concurrency --emulator --format --online --prune-list --rate -f" ;;
         "trigger") echo "" ;;
         "trigger check") echo "" ;;
-        "trigger run") echo "--clock --concurrency --consumer --dead-letter --devices --emulator --emulator-state --events --follow --journal --max-attempts --max-connections --max-events --rate --until-idle -F -d -e" ;;
+        "trigger run") echo "--clock --concurrency --consumer --dead-letter --devices --emulator --emulator-state --events --follow --journal --max-attempts --max-connections --max-events --preferences --rate --until-idle -F -d -e" ;;
         "trigger status") echo "--journal --rules" ;;
         "trigger test") echo "--devices --event --events --journal --topic -d -e" ;;
         "webpush") echo "" ;;

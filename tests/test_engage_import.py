@@ -94,8 +94,9 @@ def test_every_way_of_naming_a_notification(sent: dict[str, object], tmp_path: P
     assert got["e6"][0] == "anonymous" and got["e7"][0] == "unmatched" and got["e8"][0] == "outside_window"
     assert got["e3"] == ("attributed", third[3])  # the user id filled in from the campaign
     with sqlite3.connect(journal) as conn:
-        rows = conn.execute("SELECT token, opened_at, converted_at, dismissed_at, value "
-                            "FROM engagement_devices")
+        rows = conn.execute(
+            "SELECT token, opened_at, converted_at, dismissed_at, value FROM engagement_devices"
+        )
         engaged = {t: (o, c, d, v) for t, o, c, d, v in rows}
         tallies = conn.execute("SELECT variant, opened FROM engagement_tallies").fetchall()
     assert set(engaged) == {ios[0], fcm[0], third[0], fourth[0]}
@@ -147,3 +148,30 @@ def test_opens_without_a_journal_start_one_for_best_hours(tmp_path: Path) -> Non
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["unmatched"] == 1 and "kept for best hours only" in res.stderr
     assert journal.stat().st_mode & 0o777 == 0o600
+
+
+def test_trigger_run_records_push_opened_events(sent: dict[str, object], tmp_path: Path) -> None:
+    journal = _copy(sent, tmp_path)
+    token, user = sent["devices"][0][0], sent["devices"][0][3]  # type: ignore[index]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  hello:\n    on: signed_up\n    template: {title: Hi, body: there}\n")
+    events = [
+        {"id": "o1", "type": "push_opened", "ts": "2026-03-02T09:30:00Z", "token": token,
+         "data": {"pushctl_campaign": "smoke"}},
+        {"id": "o2", "type": "push_converted", "ts": "2026-03-02T09:40:00Z", "user_id": user,
+         "data": {"campaign": "smoke", "value": 12.5}},
+        {"id": "o3", "type": "push_converted", "ts": "2026-03-02T09:30:00Z", "user_id": "u1",
+         "data": {"value": "lots"}},
+    ]  # fmt: skip
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    res = CliRunner().invoke(
+        app,
+        ["--output", "json", "trigger", "run", str(rules), "--events", str(source), "--emulator",
+         "--journal", str(journal), "--until-idle", "0.2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(res.stdout.splitlines()[-1])
+    assert summary["engagement"] == {"attributed": 2, "bad_event": 1}
+    got = _attributed(journal)
+    assert got["o1"] == ("attributed", user) and got["o2"][0] == "attributed"

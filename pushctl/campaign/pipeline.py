@@ -1,10 +1,11 @@
 """From audience rows to work items: the per-device decisions made before anything is sent.
 
 Reading straight down for one device: audience row → ``--where`` → journal state (settled
-devices are not sent again) → suppression / known-invalid / frequency cap → schedule (local
-time, quiet hours) → variant → render → provider payload → marked *in flight* in the journal →
-handed to the sender. Devices that end here (skipped, deferred, rejected) get their result at
-once; the rest leave as :class:`~pushctl.delivery.sender.WorkItem`.
+devices are not sent again) → held back for an A/B winner → suppression / the user's preferences /
+known-invalid / frequency cap → schedule (local time or the user's best hour, quiet hours) →
+variant → render → provider payload → marked *in flight* in the journal → handed to the sender.
+Devices that end here (skipped, deferred, rejected) get their result at once; the rest leave as
+:class:`~pushctl.delivery.sender.WorkItem`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pushctl.campaign.schedule import Cap, LocalTimeSlot, QuietHours, bad_zone_r
 from pushctl.campaign.suppression import SuppressionList
 from pushctl.delivery import WorkItem, prepare_item
 from pushctl.errors import TemplateError
+from pushctl.insights import Preferences
 from pushctl.journal import DeviceState, Journal, Run
 from pushctl.message import Template
 from pushctl.model import Device
@@ -43,6 +45,8 @@ class Controls:
     quiet_hours: QuietHours | None = None
     local_time: LocalTimeSlot | None = None
     default_zone: ZoneInfo | None = None
+    preferences: Preferences | None = None
+    """Users' choices per category (``--preferences``, ``pref_<category>`` columns, the journal)."""
     ab: AbPlan | None = None
     """``--ab-test`` / ``--winner-of``: the slice gets the variants, the rest waits or gets the winner."""
 
@@ -96,6 +100,10 @@ class Pipeline:
         self.stats = PipelineStats()
         self.collapse_id = run.collapse_id if run is not None else collapse_id
         self._rendered_any = False
+        prefs = self.controls.preferences
+        if prefs is not None and prefs.store is None and journal is not None:
+            prefs.store = journal.preferences()
+        self._category = template.preference_category
         if self.controls.ab is not None and journal is not None and run is not None:
             self.controls.ab = self.controls.ab.recorded(journal.ab_tests(), campaign_id, resumed=run.resumed)
 
@@ -128,6 +136,8 @@ class Pipeline:
                 invalid = self.journal.known_invalid(tokens)
             if c.cap is not None:
                 counts = self.journal.delivered_counts_since(tokens, c.cap.since(self.now).timestamp())
+        if c.preferences is not None and c.preferences.applies(self._category):
+            c.preferences.prefetch(self._category or "", chunk)
         if self.run is not None:
             # Who each device belongs to, so `pushctl forget --user` can find it (only when the
             # audience has a user_id column; written with the chunk's in-flight marks).
@@ -160,6 +170,9 @@ class Pipeline:
                 return None
             forced_variant = c.ab.winner
         if c.suppression is not None and (reason := c.suppression.reason_for(device)):
+            self._skip(device, Outcome.SKIPPED, reason)
+            return None
+        if c.preferences is not None and (reason := c.preferences.reason(self._category, device)):
             self._skip(device, Outcome.SKIPPED, reason)
             return None
         if device.token in invalid:

@@ -38,6 +38,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "engage": CommandEntry(
         "engage_cmd", "Import opens, conversions and dismissals, attributed to the sends they follow."
     ),
+    "prefs": CommandEntry("prefs_cmd", "Users' notification preferences per category, kept in the journal."),
     "tokens": CommandEntry("tokens_cmd", "Check device tokens without sending anything."),
     "runs": CommandEntry("runs_cmd", "Inspect campaign runs recorded in the journal."),
     "forget": CommandEntry("forget_cmd", "Erase users' and devices' personal data from the journal."),

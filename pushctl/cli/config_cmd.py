@@ -79,6 +79,11 @@ max_attempts = 8                           # per device, including the first try
 # [profiles.{name}.journal]
 # retention = "90d"                        # hours, days or weeks: 36h, 90d, 12w
 
+# Users' preferences: a template's (or rule's) category that users cannot opt out of (service
+# messages such as account security). Other categories follow each user's choice.
+# [profiles.{name}.preferences]
+# mandatory_categories = "security"
+
 # A staging profile: uncomment and adjust. Use it with --profile staging.
 # [profiles.staging.apns]
 # environment = "sandbox"

@@ -39,6 +39,7 @@ from pushctl.cli.state import State, get_state
 from pushctl.config import Profile, resolve_profile
 from pushctl.delivery import InvalidTokenFile, ResultFile, Sender, SendOptions
 from pushctl.errors import ExitCode, InputError
+from pushctl.insights import PreferenceFile, Preferences
 from pushctl.journal import Journal
 from pushctl.paths import default_journal_file, exposure_warning
 from pushctl.runtime import run as run_loop
@@ -120,6 +121,10 @@ def _controls(profile: Profile, o: dict[str, Any], template_path: Path) -> Contr
         quiet_hours=QuietHours.parse(quiet) if quiet else None,
         local_time=LocalTimeSlot.parse(o["local_time"], local_window) if o["local_time"] else None,
         default_zone=_zone(o["default_timezone"] or sender.default_timezone),
+        preferences=Preferences(
+            file=PreferenceFile.load(o["preferences"]) if o["preferences"] else None,
+            mandatory=profile.preferences.mandatory,
+        ),
     )
     return controls
 
@@ -233,6 +238,11 @@ def send(
     suppress: Annotated[
         list[Path] | None, typer.Option("--suppress", help="Opt-out list (tokens / user ids); repeatable.")
     ] = None,
+    preferences: Annotated[
+        Path | None,
+        typer.Option("--preferences", help="Users' choices per category (CSV/JSONL: user_id or token, "
+                     "category, opted_in): opted out of the template's category → skipped (preference)."),
+    ] = None,
     skip_known_invalid: Annotated[
         bool, typer.Option(help="Skip tokens an earlier run found invalid.")
     ] = False,
@@ -284,6 +294,7 @@ def send(
     o = dict(
         where=where,
         suppress=suppress or [],
+        preferences=preferences,
         skip_known_invalid=skip_known_invalid,
         cap=cap,
         quiet_hours=quiet_hours,

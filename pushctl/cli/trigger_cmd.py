@@ -38,7 +38,8 @@ redis://HOST:6379/0?stream=events&group=pushctl&consumer=NAME. Every decision is
 an event is acknowledged; delayed and digest sends wait in the journal and survive restarts.
 On a terminal a live status panel shows on stderr; piped, stdout gets JSON Lines (one per send,
 skip and dead letter, then a summary). Ctrl-C / SIGTERM stop reading and finish the sends
-already journaled.
+already journaled. Events of the types push_opened, push_converted and push_dismissed are also
+recorded as engagement (as `pushctl engage import` does) for reports and best hours.
 """
 
 ClockOpt = Literal["wall", "events"]
@@ -119,6 +120,11 @@ def run(
         int | None, typer.Option(min=1, help="Attempts per device (retries + 1).")
     ] = None,
     max_connections: Annotated[int, typer.Option(min=1, help="HTTP/2 connections per provider.")] = 4,
+    preferences: Annotated[
+        Path | None,
+        typer.Option("--preferences", help="Users' choices per category (CSV/JSONL: user_id or token, "
+                     "category, opted_in); the journal's (pushctl prefs import) apply too."),
+    ] = None,
 ) -> None:
     from pushctl.triggers import RuleSet, TriggerSpec, open_source, run_triggers
 
@@ -139,6 +145,7 @@ def run(
             dead_letter=dead_letter,
             send=_send_options(profile, concurrency, rate, max_attempts),
             max_connections=max_connections,
+            preferences=preferences,
         )
         stats_ref: list[Any] = []
         hooks = hooks_for(t, stats_ref, event_printer(t))

@@ -61,6 +61,7 @@ from pushctl.config.sections import (
     ApnsSettings,
     FcmSettings,
     HmsSettings,
+    PreferencesSettings,
     SenderSettings,
     WebPushSettings,
 )
@@ -105,6 +106,7 @@ class Profile:
     ca_file: Path | None = None
     sender: SenderSettings = field(default_factory=SenderSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
+    preferences: PreferencesSettings = field(default_factory=PreferencesSettings)
     source: Path | None = None
 
 
@@ -115,6 +117,7 @@ SECTIONS: dict[str, type[Any]] = {
     "hms": HmsSettings,
     "sender": SenderSettings,
     "journal": JournalSettings,
+    "preferences": PreferencesSettings,
 }
 PROVIDER_SECTIONS = ("apns", "fcm", "webpush", "hms")
 """Sections whose ``configured`` says pushctl may send to that provider (registry names)."""
@@ -149,6 +152,7 @@ ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
     "PUSHCTL_CONCURRENCY": ("sender", "concurrency"),
     "PUSHCTL_RATE": ("sender", "rate"),
     "PUSHCTL_MAX_ATTEMPTS": ("sender", "max_attempts"),
+    "PUSHCTL_MANDATORY_CATEGORIES": ("preferences", "mandatory_categories"),
 }
 
 
@@ -262,6 +266,10 @@ def _convert(
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise fail(f"a whole number >= {low}")
         return value
+    if key == "mandatory_categories" and isinstance(value, list):
+        if not value or not all(isinstance(v, str) and v.strip() for v in value):
+            raise fail("a list of category names")
+        return ", ".join(v.strip() for v in value)
     if key in _FLOAT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise fail("a number >= 0")

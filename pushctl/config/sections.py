@@ -145,3 +145,18 @@ class SenderSettings:
     cap: str | None = None
     default_timezone: str | None = None
     journal: Path | None = None
+
+
+@dataclass
+class PreferencesSettings:
+    """The ``[profiles.<name>.preferences]`` table: categories users cannot opt out of."""
+
+    mandatory_categories: str | None = None
+    """Comma-separated (or a TOML list), e.g. ``"security, account"``: service messages sent whatever
+    a user's preferences say (campaigns and trigger rules alike)."""
+
+    @property
+    def mandatory(self) -> frozenset[str]:
+        """The mandatory categories, lower case."""
+        text = self.mandatory_categories or ""
+        return frozenset(c.strip().lower() for c in text.split(",") if c.strip())

@@ -17,6 +17,14 @@ from pushctl.insights.events import (
     parse_timestamp,
 )
 from pushctl.insights.html_report import render_html, write_html
+from pushctl.insights.preferences import (
+    PREFERENCE,
+    PreferenceFile,
+    PreferenceReadStats,
+    Preferences,
+    parse_opted_in,
+    read_preferences,
+)
 from pushctl.insights.report import CampaignReport, Funnel, Rate, build_report
 from pushctl.insights.stats import (
     TestResult,
@@ -33,10 +41,14 @@ from pushctl.insights.winner import WinnerChoice, choose_winner
 __all__ = [
     "EVENT_TYPES",
     "METRICS",
+    "PREFERENCE",
     "BadEvent",
     "CampaignReport",
     "EngagementReader",
     "Funnel",
+    "PreferenceFile",
+    "PreferenceReadStats",
+    "Preferences",
     "Rate",
     "ReadStats",
     "TestResult",
@@ -51,8 +63,10 @@ __all__ = [
     "engagement_kind",
     "event_from_mapping",
     "format_p",
+    "parse_opted_in",
     "parse_timestamp",
     "percent",
+    "read_preferences",
     "relative_lift",
     "render_html",
     "sample_size",

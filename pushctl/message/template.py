@@ -248,6 +248,11 @@ class Template:
         self.priority: str | None = data.get("priority")
         self.ttl = schema.parse_ttl(src, data["ttl"], ("ttl",)) if "ttl" in data else None
         self.content_available = bool(data.get("content_available", False))
+        category = data.get("category")
+        # The user-preference category (marketing, orders, security...): the top-level `category`
+        # (also the APNs aps.category), when it is a plain name rather than a per-device template.
+        plain = category.strip().lower() if isinstance(category, str) and not _is_template(category) else ""
+        self.preference_category: str | None = plain or None
         self.defaults = {k: _plain(v) for k, v in data.get("defaults", {}).items()}
         self._base = self._fields(src, data, ())
         self._locales = {

@@ -31,6 +31,7 @@ from pushctl import clock
 from pushctl.audience import infer_platform, parse_platform, token_problem
 from pushctl.campaign import decide
 from pushctl.errors import TemplateError
+from pushctl.insights import Preferences
 from pushctl.journal import Directory, DirectoryEntry, Job, PendingSend, TriggerStore
 from pushctl.message import Notification
 from pushctl.model import Device
@@ -84,8 +85,10 @@ class Engine:
         *,
         cap_counts: CapCounts | None = None,
         on_skip: Callable[[Skip], None] | None = None,
+        preferences: Preferences | None = None,
     ) -> None:
         self.rules = rules
+        self.preferences = preferences
         self.store = store
         self.directory = directory
         self._cap_counts = cap_counts
@@ -116,9 +119,13 @@ class Engine:
             self.next_due = when
 
     def allowed(self, rule: Rule, user_id: str, device: Device) -> str:
-        """Why this user must not get this rule's notification (``""``: allowed). The hook for
-        user preferences per ``rule.category``; today only the rule's own controls apply."""
-        return ""
+        """Why this user must not get this rule's notification (``""``: allowed): ``preference``
+        when the user (or the device) opted out of the rule's category — the rule's ``category``,
+        else its template's — unless the profile makes that category mandatory."""
+        if self.preferences is None:
+            return ""
+        category = rule.category or rule.template.preference_category
+        return self.preferences.reason(category, device, user_id or None)
 
     # -- events ------------------------------------------------------------------------------
 

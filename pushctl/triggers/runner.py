@@ -37,7 +37,8 @@ from pushctl.config import Profile
 from pushctl.delivery import Event as SenderEvent
 from pushctl.delivery import Sender, SendOptions, WorkItem, prepare_item
 from pushctl.errors import AuthRefused, ExitCode
-from pushctl.journal import ImportStats, Journal, TriggerStore
+from pushctl.insights import BadEvent, PreferenceFile, Preferences, engagement_kind, event_from_mapping
+from pushctl.journal import EngagementEvent, ImportStats, Journal, TriggerStore
 from pushctl.outcome import Outcome, Result
 from pushctl.providers import Provider
 from pushctl.runtime import on_stop_signals
@@ -72,6 +73,8 @@ class TriggerSpec:
     max_connections: int = 4
     retention: timedelta | None = timedelta(days=7)
     batch: int = BATCH
+    preferences: Path | None = None
+    """``--preferences FILE``; the journal's (``pushctl prefs import``) apply too."""
 
 
 @dataclass(slots=True)
@@ -169,6 +172,7 @@ class TriggerReport:
             "deferred": self.deferred,
             "duration_s": round(elapsed, 3),
             "events_per_s": round(s.records / elapsed, 1) if elapsed > 0 else 0.0,
+            "engagement": {r: n for (_rule, w, r), n in sorted(s.totals.items()) if w == "engagement"},
             "stopped": self.stopped_reason,
             "exit_code": int(self.exit_code()),
         }
@@ -219,7 +223,14 @@ class _Run:
             journal.directory(),
             cap_counts=journal.delivered_counts_since,
             on_skip=self._skipped,
+            preferences=Preferences(
+                file=PreferenceFile.load(spec.preferences) if spec.preferences is not None else None,
+                store=journal.preferences(),
+                mandatory=spec.profile.preferences.mandatory,
+            ),
         )
+        self.engagement = journal.engagement()
+        self.engagement.prepare()
         self.stats.totals = self.engine.totals
         self.watermark = 0.0
         self._refs: dict[int, tuple[str, str, str]] = {}
@@ -305,17 +316,27 @@ class _Run:
                 break
             firings = []
             dead: list[tuple[Record, str]] = []
+            engaged: list[EngagementEvent] = []
             with store.batch():
                 for record in records:
                     event = self._parse(record)
                     if isinstance(event, str):
                         dead.append((record, event))
                         continue
+                    if engagement_kind(event.type) is not None:
+                        self._engagement(event, record, engaged)
                     self.watermark = max(self.watermark, event.ts)
                     now = self._now(caught_up=False)
                     firings.extend(engine.fire_due(now))
                     firings.extend(engine.process(event, now))
                 firings.extend(engine.fire_due(self._now(caught_up=source.caught_up)))
+                if engaged:
+                    # Opens and conversions of earlier pushes (push_opened, push_converted...):
+                    # recorded in the same transaction as the rest of the batch.
+                    stats = self.engagement.record(engaged, in_transaction=True)
+                    for what, n in stats.to_dict().items():
+                        if isinstance(n, int) and n and what != "read":
+                            engine.count("", "engagement", what, n)
                 if dead:
                     self.engine.count("", "dead_letter", n=len(dead))
             for record, reason in dead:
@@ -335,6 +356,15 @@ class _Run:
                 break
             if not records and source.exhausted:
                 await asyncio.sleep(0.02)  # a finished file returns at once: don't spin while sends finish
+
+    def _engagement(self, event: Event, record: Record, into: list[EngagementEvent]) -> None:
+        fields = {"id": event.id, "type": event.type, "ts": event.ts, "user_id": event.user_id,
+                  "token": event.token, "data": event.data}  # fmt: skip
+        try:
+            into.append(event_from_mapping(fields, source=record.where))
+        except BadEvent as exc:
+            self.engine.count("", "engagement", "bad_event")
+            self.engine.recent_errors.append(f"{record.where}: {exc.field}: {exc.message}")
 
     def _orphan_owners(self) -> list[str]:
         """Owners whose in-flight sends this process takes over: itself (a previous life) and
