@@ -72,7 +72,7 @@ _pushctl_options() {
         "runs prune-list") echo "--journal --out" ;;
         "runs report") echo "--html --journal --metric" ;;
         "runs show") echo "--journal --limit --show" ;;
-        "send") echo "--ab-test --at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --if-no-winner --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --metric --no-skip-known-invalid --now --on-bad-row --preferences --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where --winner-of -a -c -f" ;;
+        "send") echo "--ab-test --at --audience --best-fallback --best-min-opens --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --if-no-winner --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --metric --no-skip-known-invalid --now --on-bad-row --preferences --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where --winner-of -a -c -f" ;;
         "tokens") echo "" ;;
         "tokens check") echo "--apns-probe --concurrency --emulator --format --online --prune-list --rate -f" ;;
         "trigger") echo "" ;;

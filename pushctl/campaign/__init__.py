@@ -9,6 +9,7 @@ provider itself.
 """
 
 from pushctl.campaign.ab import AB_HOLDOUT, AbPlan, parse_share
+from pushctl.campaign.besttime import BestTime
 from pushctl.campaign.broadcast import (
     BroadcastReport,
     BroadcastSpec,
@@ -49,6 +50,7 @@ from pushctl.campaign.suppression import (
 __all__ = [
     "AB_HOLDOUT",
     "AbPlan",
+    "BestTime",
     "BroadcastReport",
     "BroadcastSpec",
     "CampaignReport",

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pushctl.audience import Segment
 from pushctl.campaign.ab import AB_HOLDOUT, AbPlan
+from pushctl.campaign.besttime import BestTime
 from pushctl.campaign.schedule import Cap, LocalTimeSlot, QuietHours, bad_zone_reason, decide
 from pushctl.campaign.suppression import SuppressionList
 from pushctl.delivery import WorkItem, prepare_item
@@ -45,6 +46,8 @@ class Controls:
     quiet_hours: QuietHours | None = None
     local_time: LocalTimeSlot | None = None
     default_zone: ZoneInfo | None = None
+    best_time: BestTime | None = None
+    """``--local-time best``: each device at its user's best hour, else the fallback slot."""
     preferences: Preferences | None = None
     """Users' choices per category (``--preferences``, ``pref_<category>`` columns, the journal)."""
     ab: AbPlan | None = None
@@ -104,6 +107,7 @@ class Pipeline:
         if prefs is not None and prefs.store is None and journal is not None:
             prefs.store = journal.preferences()
         self._category = template.preference_category
+        self._slots: dict[str, LocalTimeSlot] = {}
         if self.controls.ab is not None and journal is not None and run is not None:
             self.controls.ab = self.controls.ab.recorded(journal.ab_tests(), campaign_id, resumed=run.resumed)
 
@@ -138,6 +142,8 @@ class Pipeline:
                 counts = self.journal.delivered_counts_since(tokens, c.cap.since(self.now).timestamp())
         if c.preferences is not None and c.preferences.applies(self._category):
             c.preferences.prefetch(self._category or "", chunk)
+        if c.best_time is not None:
+            self._slots = self._best_slots(c.best_time, chunk, tokens)
         if self.run is not None:
             # Who each device belongs to, so `pushctl forget --user` can find it (only when the
             # audience has a user_id column; written with the chunk's in-flight marks).
@@ -160,6 +166,19 @@ class Pipeline:
             )
         return items
 
+    def _best_slots(self, best: BestTime, chunk: list[Device], tokens: list[str]) -> dict[str, LocalTimeSlot]:
+        """Each device's slot: the one a run of this campaign chose before, else a new choice (journaled)."""
+        known = self.journal.ab_tests().slots(self.campaign_id, tokens) if self.journal and self.run else {}
+        fresh = [d for d in chunk if d.token not in known]
+        if fresh:
+            store = self.journal.engagement() if self.journal is not None else None
+            c = self.controls
+            chosen = best.choose(fresh, store, now=self.now, default_zone=c.default_zone, quiet=c.quiet_hours)
+            if self.run is not None:
+                self.run.note_slots([(t, s.slot, s.basis, s.opens) for t, s in chosen.items()])
+            known = {**known, **chosen}
+        return {token: best.slot(choice) for token, choice in known.items()}
+
     def _one(self, device: Device, invalid: set[str], counts: dict[str, int]) -> WorkItem | None:
         c = self.controls
         forced_variant = None
@@ -181,7 +200,7 @@ class Pipeline:
         if c.cap is not None and counts.get(device.token, 0) >= c.cap.count:
             self._skip(device, Outcome.SKIPPED, "frequency_cap")
             return None
-        if c.local_time is not None or c.quiet_hours is not None:
+        if c.local_time is not None or c.quiet_hours is not None or c.best_time is not None:
             zone_name = device.attrs.get("timezone", "")
             if zone_name and bad_zone_reason(zone_name):
                 # A typo must not silently move a device into another zone's morning.
@@ -190,7 +209,7 @@ class Pipeline:
             decision = decide(
                 device.attrs,
                 self.now,
-                local_time=c.local_time,
+                local_time=self._slots.get(device.token, c.local_time) if c.best_time else c.local_time,
                 quiet_hours=c.quiet_hours,
                 default_zone=c.default_zone,
                 ignore_quiet_hours=self.template.ignores_quiet_hours,

@@ -34,7 +34,7 @@ from pushctl.cli.dry_run import dry_run
 from pushctl.cli.progress import SendProgress, countdown, event_printer
 from pushctl.cli.result_sink import ResultSink
 from pushctl.cli.results_view import show_results
-from pushctl.cli.send_insights import ab_setup, explain
+from pushctl.cli.send_insights import ab_setup, best_time, check_best_fallback, explain
 from pushctl.cli.state import State, get_state
 from pushctl.config import Profile, resolve_profile
 from pushctl.delivery import InvalidTokenFile, ResultFile, Sender, SendOptions
@@ -119,7 +119,11 @@ def _controls(profile: Profile, o: dict[str, Any], template_path: Path) -> Contr
         skip_known_invalid=o["skip_known_invalid"],
         cap=Cap.parse(cap) if cap else None,
         quiet_hours=QuietHours.parse(quiet) if quiet else None,
-        local_time=LocalTimeSlot.parse(o["local_time"], local_window) if o["local_time"] else None,
+        local_time=(
+            LocalTimeSlot.parse(o["local_time"], local_window) if o["local_time"] not in (None, "best")
+            else None
+        ),
+        best_time=best_time(o, local_window),
         default_zone=_zone(o["default_timezone"] or sender.default_timezone),
         preferences=Preferences(
             file=PreferenceFile.load(o["preferences"]) if o["preferences"] else None,
@@ -253,8 +257,18 @@ def send(
         str | None, typer.Option("--quiet-hours", help="Defer devices inside e.g. 22:00-08:00 local.")
     ] = None,
     local_time: Annotated[
-        str | None, typer.Option("--local-time", help="Deliver at HH:MM in each device's time zone.")
+        str | None,
+        typer.Option(
+            "--local-time", help="Deliver at HH:MM in each device's time zone, or best: at the hour its user "
+            "most often opens pushes (--best-fallback for users without enough opens)."
+        ),
     ] = None,
+    best_fallback: Annotated[
+        str, typer.Option("--best-fallback", help="With --local-time best: the slot of users with few opens.")
+    ] = "09:00",
+    best_min_opens: Annotated[
+        int, typer.Option("--best-min-opens", min=1, help="Opens (60 days) before a user's own hour is used.")
+    ] = 3,
     local_window: Annotated[
         str, typer.Option("--local-window", help="How long after the local slot a device is still due.")
     ] = "1h",
@@ -299,6 +313,8 @@ def send(
         cap=cap,
         quiet_hours=quiet_hours,
         local_time=local_time,
+        best_fallback=best_fallback,
+        best_min_opens=best_min_opens,
         local_window=local_window,
         default_timezone=default_timezone,
         validate_only=validate_only,
@@ -321,6 +337,7 @@ def send(
         campaign = ab.campaign_id
         controls = _controls(profile, o, template)
         controls.ab = ab.plan
+        check_best_fallback(controls.best_time, controls.quiet_hours)
         slot, quiet = controls.local_time, controls.quiet_hours
         if slot is not None and quiet is not None and slot.blocked_by(quiet):
             raise InputError(

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pushctl.campaign import AbPlan, parse_share
+from pushctl.campaign import AbPlan, BestTime, QuietHours, parse_clock, parse_share
 from pushctl.cli.console import Terminal
 from pushctl.errors import InputError
 from pushctl.journal import Journal, validate_campaign_id
@@ -82,12 +82,33 @@ def ab_setup(
     return AbSetup(AbPlan(recorded.fraction, recorded.winner), winner_of)
 
 
+def best_time(o: dict[str, Any], window: timedelta) -> BestTime | None:
+    """``--local-time best`` and its options, or None."""
+    if o["local_time"] != "best":
+        return None
+    return BestTime(parse_clock(o["best_fallback"], field="--best-fallback"), window, o["best_min_opens"])
+
+
+def check_best_fallback(best: BestTime | None, quiet: QuietHours | None) -> None:
+    """A fallback slot inside the quiet hours would never be sent: refuse it."""
+    if best is not None and quiet is not None and best.slot_at(best.fallback).blocked_by(quiet):
+        raise InputError(
+            f"--best-fallback {best.fallback:%H:%M} lies entirely inside the quiet hours",
+            field="--best-fallback",
+            hint="pick a fallback outside the quiet hours",
+        )
+
+
 def _when(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
 def _counts(parts: dict[str, int]) -> str:
     return ", ".join(f"{name} {n:,}" for name, n in sorted(parts.items()))
+
+
+def _at(slots: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} at {slot}" for slot, n in sorted(slots.items()))
 
 
 def explanation(journal: Journal, campaign_id: str) -> list[dict[str, Any]]:
@@ -128,8 +149,8 @@ def explanation(journal: Journal, campaign_id: str) -> list[dict[str, Any]]:
         fallback = {s: n for s, b, n in data.slots if b != "history"}
         sentence = (
             f"--local-time best: {sum(history.values()):,} devices at their user's best hour "
-            f"({_counts(history) or 'none'}); {sum(fallback.values()):,} at the fallback "
-            f"({_counts(fallback) or 'none'}) for lack of open history"
+            f"({_at(history) or 'none'}); {sum(fallback.values()):,} at the fallback "
+            f"({_at(fallback) or 'none'}) for lack of open history"
         )
         records.append({"type": "slots", "campaign": campaign_id,
                         "best_hour": history, "fallback": fallback, "sentence": sentence})  # fmt: skip

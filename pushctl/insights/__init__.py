@@ -7,6 +7,7 @@ It sits above :mod:`pushctl.journal` (where the data lives) and below :mod:`push
 :mod:`pushctl.triggers`, which ask it whom to send to, which variant, and when.
 """
 
+from pushctl.insights.besthour import LOOKBACK, MIN_OPENS, BestHour, best_hour, local_hours
 from pushctl.insights.events import (
     EVENT_TYPES,
     BadEvent,
@@ -40,9 +41,12 @@ from pushctl.insights.winner import WinnerChoice, choose_winner
 
 __all__ = [
     "EVENT_TYPES",
+    "LOOKBACK",
     "METRICS",
+    "MIN_OPENS",
     "PREFERENCE",
     "BadEvent",
+    "BestHour",
     "CampaignReport",
     "EngagementReader",
     "Funnel",
@@ -55,6 +59,7 @@ __all__ = [
     "VariantStat",
     "Verdict",
     "WinnerChoice",
+    "best_hour",
     "build_report",
     "chi_squared_sf",
     "chi_squared_test",
@@ -63,6 +68,7 @@ __all__ = [
     "engagement_kind",
     "event_from_mapping",
     "format_p",
+    "local_hours",
     "parse_opted_in",
     "parse_timestamp",
     "percent",

@@ -354,9 +354,9 @@ class EngagementStore:
 
     def open_times(
         self, users: Sequence[str], tokens: Sequence[str], since: float
-    ) -> list[tuple[str | None, str | None, float]]:
-        """``(user_id, token, occurred_at)`` of every open since ``since`` (epoch s) by these users,
-        or on these tokens when the event names no user."""
+    ) -> dict[str, tuple[str | None, str | None, float]]:
+        """Every open since ``since`` (epoch s) by these users or on these tokens: event id ->
+        ``(user_id, token, occurred_at)``."""
         found: dict[str, tuple[str | None, str | None, float]] = {}
         for column, values in (("user_id", users), ("token", tokens)):
             for start in range(0, len(values), 500):
@@ -367,10 +367,8 @@ class EngagementStore:
                     (*part, since),
                 )
                 for event_id, user, token, at in rows:
-                    if column == "token" and user is not None:
-                        continue  # counted with its user
                     found[event_id] = (user, token, at)
-        return list(found.values())
+        return found
 
     def counts(self) -> dict[str, int]:
         """Stored events per attribution (``attributed``, ``unmatched``...)."""
