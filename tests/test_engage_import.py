@@ -175,3 +175,32 @@ def test_trigger_run_records_push_opened_events(sent: dict[str, object], tmp_pat
     assert summary["engagement"] == {"attributed": 2, "bad_event": 1}
     got = _attributed(journal)
     assert got["o1"] == ("attributed", user) and got["o2"][0] == "attributed"
+
+
+def test_forget_erases_a_users_engagement_and_preferences_but_keeps_report_totals(
+    sent: dict[str, object], tmp_path: Path
+) -> None:
+    journal = _copy(sent, tmp_path)
+    devices = sent["devices"]
+    assert isinstance(devices, list)
+    token, user = next((d[0], d[3]) for d in devices if d[3])
+    events = tmp_path / "e.csv"
+    events.write_text(f"event_id,type,ts,campaign,token\nx1,opened,2026-03-02T09:10:00Z,smoke,{token}\n")
+    prefs = tmp_path / "p.csv"
+    prefs.write_text(f"user_id,category,opted_in\n{user},marketing,false\nsomeone,marketing,false\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["engage", "import", str(events), "--journal", str(journal)]).exit_code == 0
+    assert runner.invoke(app, ["prefs", "import", str(prefs), "--journal", str(journal)]).exit_code == 0
+    report = ["--output", "json", "runs", "report", "smoke", "--journal", str(journal)]
+    before = json.loads(runner.invoke(app, report).stdout)["funnel"]
+    assert before["opened"] == 1
+    res = runner.invoke(app, ["--output", "json", "forget", "--user", user, "--journal", str(journal)])
+    assert res.exit_code == 0, res.stderr
+    removed = json.loads(res.stdout)["removed"]
+    tables = ("engagement_events", "engagement_devices", "preferences")
+    assert {k: removed[k] for k in tables} == dict.fromkeys(tables, 1)
+    assert json.loads(runner.invoke(app, report).stdout)["funnel"] == before  # tallied, not lost
+    with sqlite3.connect(journal) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM preferences").fetchone() == (1,)  # the other user's stays
+        dump = "\n".join(conn.iterdump())
+    assert token not in dump and f"'{user}'" not in dump

@@ -202,13 +202,13 @@ def test_a_registered_table_tied_to_no_run_expires_by_its_time_column(
     """The seam the trigger and insights rooms plug into: register a table, get erasure and retention."""
     import pushctl.journal.erasure as erasure
 
-    events = PersonalTable("engagement_events", token="token", user="user_id", at="occurred_at")
+    events = PersonalTable("room_events", token="token", user="user_id", at="occurred_at")
     monkeypatch.setattr(erasure, "PERSONAL_TABLES", (*erasure.PERSONAL_TABLES, events))
     path = tmp_path / "J"
     with Journal(path) as journal:
-        journal._conn.execute("CREATE TABLE engagement_events (token TEXT, user_id TEXT, occurred_at REAL)")
+        journal._conn.execute("CREATE TABLE room_events (token TEXT, user_id TEXT, occurred_at REAL)")
         journal._conn.executemany(
-            "INSERT INTO engagement_events VALUES (?, ?, ?)",
+            "INSERT INTO room_events VALUES (?, ?, ?)",
             [("t-old", "u1", 1_000.0), ("t-new", "u1", 2e9), ("t-other", "u2", 2e9)],
         )
         run = journal.open_run("c", template_fp="t", audience_fp="a", options={})
@@ -216,9 +216,9 @@ def test_a_registered_table_tied_to_no_run_expires_by_its_time_column(
         run.record(Result("t-new", Platform.IOS, Outcome.DELIVERED, status=200, attempts=1))
         run.finish()
         pruned = journal.prune(parse_age("90d"))
-        assert pruned.removed == {"engagement_events": 1} and pruned.runs == []
+        assert pruned.removed == {"room_events": 1} and pruned.runs == []
         forgotten = journal.forget(users=["u1"])
-        assert forgotten.removed == {"devices": 1, "device_users": 1, "engagement_events": 1}
-        left = journal._conn.execute("SELECT token FROM engagement_events").fetchall()
+        assert forgotten.removed == {"devices": 1, "device_users": 1, "room_events": 1}
+        left = journal._conn.execute("SELECT token FROM room_events").fetchall()
         assert left == [("t-other",)]
         assert journal.run_info("c").total == 1  # the run's count survived the erasure
