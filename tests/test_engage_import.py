@@ -146,7 +146,7 @@ def test_opens_without_a_journal_start_one_for_best_hours(tmp_path: Path) -> Non
     args = ["--output", "json", "engage", "import", str(path), "--journal", str(journal)]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.stderr
-    assert json.loads(res.stdout)["unmatched"] == 1 and "kept for best hours only" in res.stderr
+    assert json.loads(res.stdout)["unmatched"] == 1 and "they tell when their users open" in res.stderr
     assert journal.stat().st_mode & 0o777 == 0o600
 
 

@@ -103,7 +103,8 @@ def _report(
     if stats.unmatched:
         t.warn(
             f"{stats.unmatched:,} events match no delivered send in this journal "
-            f"(e.g. {stats.examples['unmatched']}); they are kept for best hours only"
+            f"(e.g. {stats.examples['unmatched']}); kept all the same: they tell when their users open "
+            "pushes (--local-time best)"
         )
 
 
