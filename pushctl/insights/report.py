@@ -17,7 +17,7 @@ from typing import Any
 
 from pushctl.insights.stats import wilson
 from pushctl.insights.verdict import METRICS, VariantStat, Verdict, decide_verdict
-from pushctl.journal import EngagementData, FunnelRow
+from pushctl.journal import EngagementData, FunnelCounts
 
 __all__ = ["CampaignReport", "Funnel", "Rate", "build_report"]
 
@@ -42,27 +42,11 @@ class Rate:
         return {"value": self.value, "low": low, "high": high, "successes": self.successes, "of": self.trials}
 
 
-@dataclass
-class Funnel:
+@dataclass(kw_only=True)
+class Funnel(FunnelCounts):
     """The funnel counts of one group of devices."""
 
     label: str
-    targeted: int = 0
-    sent: int = 0
-    delivered: int = 0
-    opened: int = 0
-    converted: int = 0
-    dismissed: int = 0
-    value: float = 0.0
-
-    def add(self, row: FunnelRow) -> None:
-        self.targeted += row.targeted
-        self.sent += row.sent
-        self.delivered += row.delivered
-        self.opened += row.opened
-        self.converted += row.converted
-        self.dismissed += row.dismissed
-        self.value += row.value
 
     @property
     def delivery_rate(self) -> Rate:
@@ -132,7 +116,7 @@ def build_report(data: EngagementData, metric: str = "opens") -> CampaignReport:
     """Group the journal's counts into funnels and judge the variants on ``metric``."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
-    total = Funnel("all devices")
+    total = Funnel(label="all devices")
     platforms: dict[str, Funnel] = {}
     variants: dict[str, Funnel] = {}
     rollout: Funnel | None = None
@@ -140,15 +124,15 @@ def build_report(data: EngagementData, metric: str = "opens") -> CampaignReport:
     for row in data.rows:
         total.add(row)
         if row.platform:
-            platforms.setdefault(row.platform, Funnel(row.platform)).add(row)
+            platforms.setdefault(row.platform, Funnel(label=row.platform)).add(row)
         if ab is not None and row.phase != "test":
             if row.phase == "rollout":
                 label = f"rollout ({ab.winner})" if ab.winner else "held back"
-                rollout = rollout or Funnel(label)
+                rollout = rollout or Funnel(label=label)
                 rollout.add(row)
             continue  # tallied rows of an A/B campaign belong to neither side for sure
         if row.variant:
-            variants.setdefault(row.variant, Funnel(row.variant)).add(row)
+            variants.setdefault(row.variant, Funnel(label=row.variant)).add(row)
     ordered = [variants[name] for name in sorted(variants)]
     verdict = decide_verdict([VariantStat(f.label, f.delivered, f.engaged(metric)) for f in ordered], metric)
     ab_info = None

@@ -23,7 +23,7 @@ from pushctl.journal.engagement import (
     EngagementEvent,
     EngagementStore,
 )
-from pushctl.journal.engagement_reports import EngagementData, FunnelRow
+from pushctl.journal.engagement_reports import EngagementData, FunnelCounts, FunnelRow
 from pushctl.journal.erasure import ForgetReport, PruneReport
 from pushctl.journal.personal import PERSONAL_TABLES, PersonalTable
 from pushctl.journal.preferences import PreferenceRow, PreferenceStore
@@ -62,6 +62,7 @@ __all__ = [
     "EngagementEvent",
     "EngagementStore",
     "ForgetReport",
+    "FunnelCounts",
     "FunnelRow",
     "ImportStats",
     "Job",

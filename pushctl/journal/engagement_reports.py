@@ -16,6 +16,7 @@ from pushctl.journal.abtests import AbTest, AbTests
 
 __all__ = [
     "EngagementData",
+    "FunnelCounts",
     "FunnelRow",
     "funnel_rows",
     "latencies",
@@ -29,13 +30,9 @@ _SENT = "(d.outcome IS NULL OR d.outcome NOT IN ('skipped', 'deferred'))"
 
 
 @dataclass(slots=True)
-class FunnelRow:
-    """Counts of one (phase, variant, platform) group of a campaign."""
+class FunnelCounts:
+    """Devices at each step of the funnel (and the conversions' value)."""
 
-    phase: str
-    """``test`` / ``rollout`` (an A/B campaign's slice and the rest), ``tally`` (removed rows), or ``''``."""
-    variant: str
-    platform: str
     targeted: int = 0
     sent: int = 0
     delivered: int = 0
@@ -43,6 +40,26 @@ class FunnelRow:
     converted: int = 0
     dismissed: int = 0
     value: float = 0.0
+
+    def add(self, other: FunnelCounts) -> None:
+        """Add ``other``'s counts to these."""
+        self.targeted += other.targeted
+        self.sent += other.sent
+        self.delivered += other.delivered
+        self.opened += other.opened
+        self.converted += other.converted
+        self.dismissed += other.dismissed
+        self.value += other.value
+
+
+@dataclass(slots=True, kw_only=True)
+class FunnelRow(FunnelCounts):
+    """Counts of one (phase, variant, platform) group of a campaign."""
+
+    phase: str = ""
+    """``test`` / ``rollout`` (an A/B campaign's slice and the rest), ``tally`` (removed rows), or ``''``."""
+    variant: str = ""
+    platform: str = ""
 
 
 def funnel_rows(conn: sqlite3.Connection, campaign_id: str, fraction: float | None) -> list[FunnelRow]:
@@ -66,15 +83,15 @@ def funnel_rows(conn: sqlite3.Connection, campaign_id: str, fraction: float | No
     found = []
     for phase_, variant, platform, *counts, value in rows:
         targeted, sent, delivered, opened, converted, dismissed = (int(n or 0) for n in counts)
-        found.append(FunnelRow(phase_, variant, platform, targeted, sent, delivered, opened, converted,
-                               dismissed, float(value or 0)))  # fmt: skip
+        found.append(FunnelRow(targeted, sent, delivered, opened, converted, dismissed, float(value or 0),
+                               phase=phase_, variant=variant, platform=platform))  # fmt: skip
     tallied: dict[tuple[str, str], FunnelRow] = {}
     for outcome, variant, platform, devices in conn.execute(
         "SELECT outcome, variant, platform, SUM(devices) FROM run_tallies WHERE campaign_id = ? "
         "GROUP BY outcome, variant, platform",
         (campaign_id,),
     ):
-        row = tallied.setdefault((variant, platform), FunnelRow("tally", variant, platform))
+        row = tallied.setdefault((variant, platform), _tally_row(variant, platform))
         row.targeted += devices
         row.sent += devices if outcome not in ("skipped", "deferred") else 0
         row.delivered += devices if outcome == "delivered" else 0
@@ -83,12 +100,16 @@ def funnel_rows(conn: sqlite3.Connection, campaign_id: str, fraction: float | No
         "WHERE campaign_id = ?",
         (campaign_id,),
     ):
-        row = tallied.setdefault((variant, platform), FunnelRow("tally", variant, platform))
+        row = tallied.setdefault((variant, platform), _tally_row(variant, platform))
         row.opened += opened
         row.converted += converted
         row.dismissed += dismissed
         row.value += value
     return found + list(tallied.values())
+
+
+def _tally_row(variant: str, platform: str) -> FunnelRow:
+    return FunnelRow(phase="tally", variant=variant, platform=platform)
 
 
 def timeline(conn: sqlite3.Connection, campaign_id: str) -> tuple[list[float], list[float], list[float]]:
