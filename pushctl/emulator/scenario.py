@@ -191,8 +191,9 @@ def _build(kind: type[Any], table: dict[str, Any], where: str, source: Path | No
             raise InputError(f"invalid scenario: expected {known[key].type}, got {clip(value, quote=True)}",
                              file=source, field=f"{where}.{key}")
         if problem := _range_problem(key, value):
+            hint = f"use {' or '.join(_CHOICES[key])}" if key in _CHOICES else None
             raise InputError(f"invalid scenario: {problem}, got {clip(value, quote=True)}",
-                             file=source, field=f"{where}.{key}")
+                             file=source, field=f"{where}.{key}", hint=hint)
     required = [f.name for f in known.values()
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing := [name for name in required if name not in table]:
