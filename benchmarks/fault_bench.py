@@ -52,7 +52,13 @@ import tomli_w
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pushctl.emulator import Emulator, Scenario, client_context  # noqa: E402
+from pushctl.emulator import (  # noqa: E402
+    Emulator,
+    Scenario,
+    admin_headers,
+    client_context,
+    read_admin_token,
+)
 
 TEMPLATE = """\
 title: "Hello {{ name }}"
@@ -176,8 +182,9 @@ class ProcessSink:
         return cpu_seconds(self.proc.pid)
 
     def _admin(self, path: str) -> Any:
+        headers = admin_headers(read_admin_token(self.state))
         with httpx.Client(http2=True, verify=client_context(Path(self.info["ca_file"])), timeout=60) as c:
-            return c.get(self.info["fcm_url"] + path).json()
+            return c.get(self.info["fcm_url"] + path, headers=headers).json()
 
     def inbox_counts(self) -> dict[str, int]:
         return dict(self._admin("/_emulator/inbox")["counts"])
