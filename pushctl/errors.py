@@ -60,6 +60,26 @@ def exit_code_table() -> str:
     return "\n".join(f"{int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items())
 
 
+CLIP_CHARS = 60
+"""How much of a user's value an error message repeats (see :func:`clip`)."""
+
+
+def clip(value: object, limit: int = CLIP_CHARS, *, quote: bool = False) -> str:
+    """``value`` as text for an error message, cut to ``limit`` characters.
+
+    Messages repeat what the user wrote (a token, a column, an identifier); a 1 MB token must
+    not come back as a 1 MB line. A cut value ends with ``…`` and its full length. ``quote``
+    gives ``repr`` quoting, as ``{value!r}`` would.
+    """
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value) if quote else value
+        head = repr(value[:limit]) if quote else value[:limit]
+        return f"{head}… ({len(value):,} characters)"
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 class PushctlError(Exception):
     """Base of every error pushctl reports to the user as one line."""
 
@@ -90,7 +110,7 @@ class InputError(PushctlError):
     ) -> None:
         self.file = str(file) if file is not None else None
         self.line = line
-        self.field = field
+        self.field = clip(field, 100) if field else field
         super().__init__(message, hint=hint)
 
     @property

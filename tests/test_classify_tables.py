@@ -53,7 +53,8 @@ def test_apns_table(status: int, reason: str, kind: AttemptKind) -> None:
     assert attempt.kind is kind
     assert attempt.status == status
     assert attempt.reason == (reason or ("" if status == 200 else f"HTTP {status}"))
-    assert attempt.provider_wide is False
+    # 429 and 503 may speak for the whole provider (when they come in a burst).
+    assert attempt.provider_wide is (status in (429, 503))
     # Retry-After only matters (and is only carried) where a retry happens.
     assert attempt.retry_after == (2.5 if kind is K.RETRYABLE else None)
 
@@ -69,7 +70,7 @@ FCM_ROWS = [
     (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid value at 'message.data[0]'", K.REJECTED, False),
     (429, "QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric", K.RETRYABLE, True),
     (429, "QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "Device message rate exceeded.", K.RETRYABLE, False),
-    (503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable.", K.RETRYABLE, False),
+    (503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable.", K.RETRYABLE, True),
     (500, "INTERNAL", "INTERNAL", "Internal error encountered.", K.RETRYABLE, False),
     (401, "THIRD_PARTY_AUTH_ERROR", "UNAUTHENTICATED", "Auth error from APNS", K.AUTH_FAILED, False),
     (401, None, "UNAUTHENTICATED", "Request had invalid authentication credentials.", K.AUTH_FAILED, False),
@@ -78,7 +79,7 @@ FCM_ROWS = [
     (400, None, "INVALID_ARGUMENT", TOKEN_MSG, K.INVALID_TOKEN, False),
     (429, None, "RESOURCE_EXHAUSTED", "Quota exceeded", K.RETRYABLE, True),
     (500, None, "", "", K.RETRYABLE, False),
-    (503, None, "", "", K.RETRYABLE, False),
+    (503, None, "", "", K.RETRYABLE, True),
     (401, None, "", "", K.AUTH_FAILED, False),
     (404, None, "NOT_FOUND", "no such project", K.REJECTED, False),
 ]

@@ -47,12 +47,15 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
     assert backoff_delay(10_000, base=0.5, cap=30, rng=MaxRng()) == 30  # no overflow
 
 
-def test_retry_after_wins_when_longer_and_is_capped() -> None:
+def test_retry_after_is_the_wait_with_a_little_jitter_and_is_capped() -> None:
     kw: dict[str, Any] = {"base": 0.5, "cap": 30.0, "retry_after_max": 300.0, "rng": MaxRng()}
     assert retry_delay(1, None, **kw) == 0.5
-    assert retry_delay(1, 7.0, **kw) == 7.0
-    assert retry_delay(4, 1.0, **kw) == 4.0  # backoff already longer
-    assert retry_delay(1, 10_000.0, **kw) == 300.0
+    assert retry_delay(4, None, **kw) == 4.0
+    assert retry_delay(1, 7.0, **kw) == pytest.approx(7.35)  # at most 5% later than asked
+    assert retry_delay(4, 1.0, **kw) == pytest.approx(1.05)  # the service said when: no growth on top
+    assert retry_delay(1, 10_000.0, **kw) == pytest.approx(315.0)
+    low = random.Random(3)
+    assert all(1.0 <= retry_delay(5, 1.0, **{**kw, "rng": low}) <= 1.05 for _ in range(100))
 
 
 def test_retryable_answers_back_off_then_fail_after_max_attempts() -> None:
@@ -79,9 +82,9 @@ def test_retry_after_is_honoured() -> None:
     busy = Attempt(K.RETRYABLE, 429, "TooManyRequests", retry_after=7.0)
     p = FakeProvider("apns", lambda r, n: busy if n == 1 else OK)
     _, rec = run_virtual([p], [item(0)], vt, backoff_base=0.5)
-    assert vt.sleeps == [7.0]
+    assert vt.sleeps == [pytest.approx(7.35)]  # MaxRng: the top of the 5% jitter
     assert rec.results[0].outcome is Outcome.DELIVERED
-    assert rec.results[0].latency_ms == pytest.approx(7000.0)
+    assert rec.results[0].latency_ms == pytest.approx(7350.0)
 
 
 def test_retries_do_not_hold_a_concurrency_slot() -> None:
@@ -92,32 +95,36 @@ def test_retries_do_not_hold_a_concurrency_slot() -> None:
     p.clock = vt.clock
     _, rec = run_virtual([p], [item(i) for i in range(5)], vt)
     assert [r.line for r in rec.results] == [2, 3, 4, 5, 1]
-    assert p.call_times == [0, 0, 0, 0, 0, 100]
+    assert p.call_times == [0, 0, 0, 0, 0, pytest.approx(105)]
 
 
-def test_provider_wide_quota_pauses_the_whole_provider_only() -> None:
+def test_a_burst_of_quota_answers_pauses_the_whole_provider_only() -> None:
     vt = VirtualTime()
     quota = classify_fcm(429, "QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "Quota exceeded", 10.0)
     assert quota.provider_wide
-    calls_at_quota: list[int] = []
+    calls_at_burst: list[int] = []
 
     def script(request: str, n: int) -> Attempt:
-        if request == "fcm-1" and n == 1:
-            calls_at_quota.append(len(fcm.calls))
+        if n == 1 and int(request.split("-")[1]) < 60:  # the first 30 FCM devices: all refused
+            if not calls_at_burst and len(fcm.calls) >= 20:
+                calls_at_burst.append(len(fcm.calls))  # the 20th refusal completes the burst
             return quota
         return OK
 
     fcm = FakeProvider("fcm", script, concurrency=2)
     apns = FakeProvider("apns", concurrency=2)
     fcm.clock = apns.clock = vt.clock
-    _, rec = run_virtual([apns, fcm], mixed(40), vt)
-    assert len(rec.results) == 40 and all(r.outcome is Outcome.DELIVERED for r in rec.results)
-    # Nothing goes to FCM after the quota answer until the gate opens 10 s later.
-    (seen,) = calls_at_quota
-    assert all(t >= 10 for t in fcm.call_times[seen:])
-    assert len(fcm.call_times[seen:]) >= 18
+    sender, rec = run_virtual([apns, fcm], mixed(80), vt)
+    assert len(rec.results) == 80 and all(r.outcome is Outcome.DELIVERED for r in rec.results)
+    # Nothing new goes to FCM after the burst until the gate opens 10 s later (one answer was in flight).
+    (seen,) = calls_at_burst
+    assert all(t >= 10 for t in fcm.call_times[seen + 1:])
     assert set(apns.call_times) == {0.0}  # APNs never waited
-    assert any(e.kind == "info" and "fcm" in e.message for e in rec.events)
+    assert sender.pauses == 1
+    (event,) = [e.message for e in rec.events if "pausing" in e.message]
+    # Nothing was accepted yet: the new rate is 3/4 of the 20 answers of the last second.
+    assert event == ("fcm: QUOTA_EXCEEDED answers from many devices at once: pausing all sends to it for "
+                     "10.0s; sending to it at 15/s from now on, then faster while it accepts")
 
 
 def test_rate_limit_is_shared_and_smooth() -> None:

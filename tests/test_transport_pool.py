@@ -233,3 +233,27 @@ def test_unknown_http2_client_is_a_config_error(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ConfigError, match="unknown HTTP/2 client 'nghttp2'") as info:
         H2Pool("https://127.0.0.1:1", ssl_context=make_ssl_context())
     assert info.value.field == "PUSHCTL_HTTP2"
+
+
+def test_requests_spread_over_connections_so_a_drop_loses_fewer(pki: Pki) -> None:
+    """200 in flight with room for all on one connection still go over four: one lost connection
+    takes ~50 requests along, not 200."""
+
+    async def body(server: H2TestServer, pool: H2Pool) -> None:
+        # Answers take 1 s: none comes back before every connection is open, whatever the client's speed.
+        results = await asyncio.gather(*(req(pool, i, "/delay/1000") for i in range(200)))
+        assert len(results) == 200
+        stats = pool.stats
+        assert stats.connections_opened == 4
+        assert stats.peak_in_flight <= 64  # the spread limit while connections may be added...
+        assert server.peak_streams <= 64
+
+    with_server(pki, body, max_streams=1000, max_connections=4)
+
+
+def test_without_spreading_one_connection_takes_all(pki: Pki) -> None:
+    async def body(server: H2TestServer, pool: H2Pool) -> None:
+        await asyncio.gather(*(req(pool, i, "/delay/50") for i in range(200)))
+        assert pool.stats.connections_opened == 1 and pool.stats.peak_in_flight == 200
+
+    with_server(pki, body, max_streams=1000, max_connections=4, spread_streams=0)

@@ -9,6 +9,7 @@ from pushctl.audience.reader import (
     AudienceReader,
     BadRow,
     Format,
+    count_rows,
     parse_platform,
 )
 from pushctl.audience.segment import (
@@ -46,6 +47,7 @@ __all__ = [
     "SegmentError",
     "TokenSet",
     "b64url_decode",
+    "count_rows",
     "infer_platform",
     "is_fcm_shaped",
     "is_hex",

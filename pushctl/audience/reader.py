@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -52,7 +52,8 @@ from pushctl.audience.subscription import (
     subscription_problem,
 )
 from pushctl.audience.tokens import TokenSet, infer_platform, normalize_token, token_problem
-from pushctl.errors import AudienceError
+from pushctl.errors import AudienceError, clip
+from pushctl.inputs import check_regular_file, loads_bounded, size_text
 from pushctl.model import Device, Platform
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "DuplicateRow",
     "Format",
     "TokenSet",
+    "count_rows",
     "infer_platform",
     "normalize_token",
     "parse_platform",
@@ -70,6 +72,10 @@ __all__ = [
 
 Format = Literal["csv", "jsonl", "text"]
 SAMPLE_LIMIT = 100
+MAX_ROW_CHARS = 64 * 1024
+"""Longest audience line (a row of tokens and attributes is well under 1 KB)."""
+MAX_FIELD_CHARS = 8 * 1024
+"""Longest attribute value (a push payload is at most 4 KB; tokens have their own 4 KB limit)."""
 STDIN_NAME = "<stdin>"
 
 _PLATFORMS = {
@@ -165,9 +171,11 @@ class AudienceReader:
         if fmt is None and not self._stdin_mode:
             fmt = _EXTENSIONS.get(self._path.suffix.lower(), "text")
         self.fmt: Format | None = fmt
-        if not self._stdin_mode and not self._path.is_file():
-            what = "is a directory" if self._path.is_dir() else "no such file"
-            raise AudienceError(what, file=self.source)
+        if not self._stdin_mode:
+            if not os.path.lexists(self._path):
+                raise AudienceError("no such file", file=self.source)
+            check_regular_file(self._path, what="audience file", error=AudienceError,
+                               hint="to read from a pipe, give - and redirect it to stdin")
 
     # -- public ------------------------------------------------------------
 
@@ -204,7 +212,7 @@ class AudienceReader:
             else:
                 # newline="" so the csv module sees embedded newlines; utf-8-sig drops a BOM.
                 fh = self._path.open(encoding="utf-8-sig", newline="")
-                lines = iter(fh)
+                lines = _bounded_lines(fh.readline, self.source)
         except OSError as exc:
             raise AudienceError(f"cannot read: {exc.strerror or exc}", file=self.source) from None
         try:
@@ -239,7 +247,7 @@ class AudienceReader:
         # sys.stdin is looked up at read time so test runners that swap it are honoured.
         stream = self._stdin if self._stdin is not None else sys.stdin
         update = self._hasher.update
-        for text in stream:
+        for text in _bounded_lines(stream.readline, self.source):
             update(text.encode("utf-8", "surrogatepass"))
             yield text
 
@@ -260,6 +268,12 @@ class AudienceReader:
 
     def _device(self, row: _Row) -> Device | None:
         line, raw_token, raw_platform, attrs = row
+        if attrs and max(map(len, attrs.values())) > MAX_FIELD_CHARS:
+            name = next(k for k, v in attrs.items() if len(v) > MAX_FIELD_CHARS)
+            limit = size_text(MAX_FIELD_CHARS)
+            message = f"{len(attrs[name]):,} characters, over the {limit} limit for a field"
+            self._bad(BadRow(self.source, line, clip(name, 40), message, "", raw_platform[:20]))
+            return None
         if raw_token[:1] == "{" or raw_token.lstrip()[:1] == "{":
             # A whole Web Push subscription (PushSubscription.toJSON()) in place of a token.
             parsed = parse_subscription_json(raw_token)
@@ -279,7 +293,8 @@ class AudienceReader:
         elif raw_platform.strip():
             platform = parse_platform(raw_platform)
             if platform is None:
-                message = f"unknown platform {raw_platform.strip()!r} (use ios, android, web, webpush or hms)"
+                shown = clip(raw_platform.strip(), quote=True)
+                message = f"unknown platform {shown} (use ios, android, web, webpush or hms)"
                 self._bad(BadRow(self.source, line, "platform", message, token, raw_platform))
                 return None
         else:
@@ -320,7 +335,7 @@ class AudienceReader:
         names = [name.strip() for name in header]
         lowered = [name.lower() for name in names]
         if "token" not in lowered and not any(c in lowered for c in SUBSCRIPTION_COLUMNS):
-            found = ", ".join(repr(n) for n in names if n) or "none"
+            found = clip(", ".join(repr(n) for n in names if n) or "none", 200)
             raise AudienceError(
                 f"no 'token' column (columns found: {found})",
                 file=self.source,
@@ -357,7 +372,7 @@ class AudienceReader:
             if not text:
                 continue
             try:
-                obj = json.loads(text)
+                obj = loads_bounded(text)
             except ValueError as exc:
                 yield BadRow(self.source, line, "", f"invalid JSON: {getattr(exc, 'msg', exc)}")
                 continue
@@ -381,7 +396,7 @@ class AudienceReader:
             if value is None:
                 continue
             if isinstance(value, dict | list):
-                return BadRow(self.source, line, key, "nested objects and arrays are not supported")
+                return BadRow(self.source, line, clip(key, 40), "nested objects and arrays are not supported")
             text = ("true" if value else "false") if isinstance(value, bool) else str(value).strip()
             if text:
                 values[key] = text
@@ -408,6 +423,38 @@ class AudienceReader:
             text = text.strip()
             if text and not text.startswith("#"):
                 yield (line, text, "", {})
+
+
+def count_rows(audience: str, fmt: str | None) -> int | None:
+    """Rows in an audience file, for progress bars and ``--spread``: its lines, less the header of
+    a CSV. None for stdin and for anything but a regular file (which the reader refuses)."""
+    if audience == "-" or not os.path.isfile(audience):
+        return None
+    path = Path(audience)
+    lines = 0
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                lines += chunk.count(b"\n")
+    except OSError:
+        return None
+    if fmt == "csv" or (fmt is None and path.suffix.lower() == ".csv"):
+        lines -= 1
+    return max(lines, 0)
+
+
+def _bounded_lines(readline: Callable[[int], str], source: str) -> Iterator[str]:
+    """Lines from ``readline``, refusing one longer than :data:`MAX_ROW_CHARS` before it is read
+    whole (``/dev/zero`` or a file without newlines would otherwise fill the memory)."""
+    number = 0
+    while text := readline(MAX_ROW_CHARS + 1):
+        number += 1
+        if len(text) > MAX_ROW_CHARS:
+            raise AudienceError(
+                f"line is longer than the {size_text(MAX_ROW_CHARS)} limit for an audience row",
+                file=source, line=number, hint="is this an audience file?",
+            )  # fmt: skip
+        yield text
 
 
 def _sniff(lines: Iterator[str]) -> tuple[Format, Iterator[str]]:

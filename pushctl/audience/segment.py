@@ -52,6 +52,7 @@ from pushctl.audience.segment_lex import (
     _Tok,
     _tokenize,
 )
+from pushctl.errors import clip
 from pushctl.model import Device
 
 __all__ = ["Segment", "SegmentError"]
@@ -308,7 +309,7 @@ class _Parser:
             right = self.operand(op)
             kinds = (getattr(left, "kind", ""), getattr(right, "kind", ""))
             if "bool" in kinds and op.text not in ("==", "!="):
-                raise self.fail(f"booleans can only be compared with == or !=, not '{op.text}'", op)
+                raise self.fail(f"booleans can only be compared with == or !=, not '{clip(op.text)}'", op)
             return _compare(op.text, left, right)
         if op.kind == "kw" and op.text in _STRING_OPS:
             self.next()
@@ -333,7 +334,7 @@ class _Parser:
                 raise self.fail("exists() is a condition, not a value", tok)
             if tok.text != "date":
                 known = ", ".join(f"{f}()" for f in _FUNCTIONS)
-                raise self.fail(f"unknown function '{tok.text}'", tok, hint=f"functions: {known}")
+                raise self.fail(f"unknown function '{clip(tok.text)}'", tok, hint=f"functions: {known}")
             self.next()
             self.next()
             arg = self.next()
@@ -356,7 +357,7 @@ class _Parser:
             return _Lit("bool", tok.text == "true", tok.text)
         if after is None:
             raise self.fail(f"expected a condition{tok.found()}", tok)
-        raise self.fail(f"expected a value after '{after.text}'{tok.found()}", tok)
+        raise self.fail(f"expected a value after '{clip(after.text)}'{tok.found()}", tok)
 
     def items(self) -> list[_Lit]:
         self.expect("[", "to start the list")

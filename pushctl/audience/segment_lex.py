@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pushctl.errors import InputError
+from pushctl.errors import InputError, clip
 
 LitKind = Literal["str", "num", "date", "bool"]
+
+
+CARET_WINDOW = 60
+"""Characters of the expression shown either side of an error's position."""
 
 
 class SegmentError(InputError):
@@ -31,11 +35,20 @@ class SegmentError(InputError):
 
     @property
     def caret(self) -> str:
-        """Two lines: the expression and a ``^`` under the offending position."""
+        """Two lines: the expression and a ``^`` under the offending position.
+
+        A long expression is shown as a window of :data:`CARET_WINDOW` characters either side of
+        the position, the cuts marked ``…``: a 100 KB ``--where`` is not repeated whole.
+        """
+        start = max(0, self.position - CARET_WINDOW)
+        end = self.position + CARET_WINDOW
+        text = self.expr[start:end]
         # Newlines and tabs become spaces so the expression stays on one line with the same columns;
         # wide (CJK) characters take two cells, so the caret pads by display width.
-        shown = "".join(" " if c in "\t\r\n" else c for c in self.expr)
-        pad = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in shown[: self.position])
+        shown = ("…" if start else "") + "".join(" " if c in "\t\r\n" else c for c in text)
+        shown += "…" if end < len(self.expr) else ""
+        before = shown[: self.position - start + (1 if start else 0)]
+        pad = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in before)
         return f"  {shown}\n  {' ' * pad}^"
 
     def __str__(self) -> str:
@@ -119,11 +132,11 @@ class _Tok:
     value: object = None
 
     def describe(self) -> str:
-        return "end of expression" if self.kind == "end" else f"'{self.text}'"
+        return "end of expression" if self.kind == "end" else f"'{clip(self.text)}'"
 
     def found(self) -> str:
         """``, found 'x'`` for messages; nothing at the end, where the caret already says so."""
-        return "" if self.kind == "end" else f", found '{self.text}'"
+        return "" if self.kind == "end" else f", found '{clip(self.text)}'"
 
 
 def _tokenize(expr: str) -> list[_Tok]:
@@ -145,7 +158,7 @@ def _tokenize(expr: str) -> list[_Tok]:
             junk = _JUNK_WORD.match(expr, i)
             if c.isdigit() or (c in "-." and junk is not None and len(junk.group()) > 1):
                 word = junk.group() if junk else c
-                raise SegmentError(f"invalid number or date {word!r}", expr, i)
+                raise SegmentError(f"invalid number or date {clip(word, quote=True)}", expr, i)
             hint = {"=": "use '=='", "!": "use 'not' or '!='", "&": "use 'and'", "|": "use 'or'"}.get(c)
             raise SegmentError(f"unexpected character {c!r}", expr, i, hint=hint)
         kind = m.lastgroup or ""
@@ -184,4 +197,5 @@ def _parse_date_literal(text: str, expr: str, pos: int) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise SegmentError(f"invalid date {text!r}", expr, pos, hint="dates are YYYY-MM-DD") from None
+        raise SegmentError(f"invalid date {clip(text, quote=True)}", expr, pos,
+                           hint="dates are YYYY-MM-DD") from None

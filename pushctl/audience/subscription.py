@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from pushctl.inputs import loads_bounded
 
 P256DH = "p256dh"
 AUTH = "auth"
@@ -57,8 +58,8 @@ def looks_like_subscription(text: str) -> bool:
 def parse_subscription_json(text: str) -> Subscription | str:
     """A subscription from ``{"endpoint": ..., "keys": {"p256dh": ..., "auth": ...}}``, or a problem."""
     try:
-        data = json.loads(text)
-    except ValueError as exc:
+        data = loads_bounded(text)
+    except ValueError as exc:  # JsonTooDeep included: 100,000 nested brackets are a bad row
         return f"subscription is not valid JSON: {getattr(exc, 'msg', exc)}"
     if not isinstance(data, dict):
         return "subscription JSON must be an object with endpoint and keys"

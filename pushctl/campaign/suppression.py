@@ -14,11 +14,13 @@ few tens of MB at most.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pushctl.errors import InputError
+from pushctl.inputs import read_bounded_text
 from pushctl.model import Device
 
 __all__ = ["SUPPRESSED", "SuppressionList"]
@@ -27,6 +29,8 @@ SUPPRESSED = "suppressed"
 """The skip reason for a suppressed device."""
 
 _COLUMNS = ("token", "user_id")
+SUPPRESSION_MAX_BYTES = 256 * 1024 * 1024
+"""A list is held in memory: 256 MB is several million tokens."""
 
 
 @dataclass
@@ -62,15 +66,13 @@ class SuppressionList:
 
     def add_file(self, path: Path) -> int:
         """Add one file's entries; returns how many it had."""
+        if not os.path.lexists(path):
+            raise InputError(f"no such {self._noun}", file=path, field=self.option)
         try:
-            with path.open(encoding="utf-8-sig", newline="") as fh:
-                lines = fh.read().splitlines()
-        except FileNotFoundError:
-            raise InputError(f"no such {self._noun}", file=path, field=self.option) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-            message = f"cannot read {self._noun}: {reason}"
-            raise InputError(message, file=path, field=self.option) from None
+            text = read_bounded_text(path, what=self._noun, limit=SUPPRESSION_MAX_BYTES)
+        except InputError as exc:
+            raise InputError(exc.message, file=path, line=exc.line, field=self.option) from None
+        lines = text.splitlines()
         first = next((ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), "")
         header = [c.strip().lower() for c in next(csv.reader([first]))] if first else []
         if path.suffix.lower() == ".csv" or any(c in header for c in _COLUMNS):

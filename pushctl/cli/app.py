@@ -17,9 +17,11 @@ from pushctl import __version__
 from pushctl.cli.commands import COMMANDS, load_command
 from pushctl.cli.console import OutputFormat, Terminal
 from pushctl.cli.state import State, get_state
-from pushctl.errors import ExitCode, PushctlError, exit_code_table
+from pushctl.errors import ExitCode, PushctlError, clip, exit_code_table
 
 EPILOG = "Exit codes:\n\n\b\n" + exit_code_table()
+MESSAGE_LIMIT = 2000
+"""Longest error message printed (a message never needs more; input echoed in it is clipped)."""
 
 
 class PushctlGroup(TyperGroup):
@@ -69,7 +71,8 @@ class PushctlGroup(TyperGroup):
             if state.debug:
                 traceback.print_exc(file=sys.stderr)
             state.terminal.error(
-                f"internal error: {type(exc).__name__}: {exc} (run again with --debug for a traceback)"
+                f"internal error: {type(exc).__name__}: {clip(str(exc), 200)} "
+                "(run again with --debug for a traceback)"
             )
             raise click.exceptions.Exit(int(ExitCode.UNAVAILABLE)) from None
 
@@ -145,7 +148,8 @@ def _first_command(args: list[str], takes_value: dict[str, bool]) -> str | None:
 def _report(state: State, exc: PushctlError) -> None:
     if state.debug:
         traceback.print_exc(file=sys.stderr)
-    state.terminal.error(str(exc))
+    # Messages clip what they repeat of the user's input; this is the net under all of them.
+    state.terminal.error(clip(str(exc), MESSAGE_LIMIT))
 
 
 app = typer.Typer(

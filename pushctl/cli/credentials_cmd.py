@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +16,8 @@ from pushctl.cli.console import Terminal
 from pushctl.cli.state import get_state
 from pushctl.config import PROVIDER_SECTIONS, Profile, resolve_profile
 from pushctl.credentials import CredentialCheck, check_offline
-from pushctl.errors import ConfigError, ExitCode, InputError
+from pushctl.errors import ConfigError, ExitCode, InputError, clip
+from pushctl.inputs import CREDENTIAL_MAX_BYTES, loads_bounded, read_bounded_text
 
 credentials_app = typer.Typer(
     name="credentials",
@@ -102,12 +102,12 @@ def check(
 
 def _subscription(path: Path) -> dict[str, Any]:
     """A ``PushSubscription.toJSON()`` file, checked enough to be pushed to."""
+    text = read_bounded_text(path, what="subscription file", limit=CREDENTIAL_MAX_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=path) from None
+        data = loads_bounded(text)
     except ValueError as exc:
-        raise InputError(f"not JSON: {exc}", file=path, field="--webpush-subscription") from None
+        raise InputError(f"not JSON: {clip(str(exc), 200)}", file=path,
+                         field="--webpush-subscription") from None
     if not isinstance(data, dict) or not str(data.get("endpoint", "")).startswith("https://"):
         raise InputError("expected a subscription JSON with an https:// endpoint (PushSubscription.toJSON())",
                          file=path, field="--webpush-subscription")
@@ -140,7 +140,8 @@ def report(terminal: Terminal, profile: Profile, checks: list[CredentialCheck]) 
         terminal.table(["provider", "kind", "file", "status", "detail", "warnings"], rows,
                        title=f"profile {profile.name}")
     failed = sum(not c.ok for c in checks)
-    summary = f"{len(checks)} checks, {failed} failed" if failed else f"{len(checks)} checks, all ok"
+    count = f"{len(checks)} check" + ("" if len(checks) == 1 else "s")
+    summary = f"{count}, {failed} failed" if failed else f"{count}, all ok"
     (terminal.warn if failed else terminal.info)(summary)
 
 

@@ -12,7 +12,7 @@ import typer
 
 from pushctl.cli.console import Terminal
 from pushctl.cli.state import State, get_state
-from pushctl.errors import InputError
+from pushctl.errors import AudienceError, InputError
 from pushctl.message import Template, build_apns, build_fcm, build_hms, build_webpush, hms_body
 from pushctl.model import Device, Platform
 
@@ -218,10 +218,24 @@ def render(
             terminal.json_line(record)
         else:
             _print_device(terminal, device, record)
+    total = sum(counts.values())
+    if reader.stats.rows == 0:
+        # A header and nothing else: say so (exit 2) rather than print nothing and exit 0.
+        raise AudienceError("the audience has no device rows", file=reader.source,
+                            hint="add rows below the header")
+    if total == 0:
+        terminal.warn(f"no device to render: {_why_none(reader.stats.rows, reader.stats.bad_rows, platform)}")
     if not terminal.json:
-        total = sum(counts.values())
         parts = ", ".join(f"{n} {provider}" for provider, n in sorted(counts.items()))
         terminal.print(f"rendered {total} device(s) ({parts or 'none'}); largest payload {largest:,} bytes")
+
+
+def _why_none(rows: int, bad: int, platform: str | None) -> str:
+    if bad == rows:
+        return f"all {rows:,} rows were skipped as bad rows"
+    if platform:
+        return f"no {platform} device among the {rows:,} rows"
+    return f"{bad:,} of {rows:,} rows were skipped"
 
 
 def _print_device(terminal: Terminal, device: Device, record: dict[str, Any]) -> None:

@@ -152,10 +152,12 @@ def _breakdown_table(terminal: Terminal, title: str, label: str, groups: dict[st
 
 
 def _totals_line(summary: Summary) -> str:
-    parts = [
-        f"{summary.total:,} devices in {summary.duration():.1f} s ({summary.throughput():,.0f}/s)",
-        f"{summary.retries:,} retries",
-    ]
+    timing = f"in {summary.duration():.1f} s ({summary.throughput():,.0f}/s)"
+    if summary.session_total is None or summary.session_total == summary.total:
+        totals = f"{summary.total:,} devices {timing}"
+    else:  # a resumed campaign: the time is the last run's, and so must be the count it is divided into
+        totals = f"{summary.total:,} devices; the last run settled {summary.session_total:,} {timing}"
+    parts = [totals, f"{summary.retries:,} retries"]
     if summary.campaign:
         parts.insert(0, f"campaign {summary.campaign}")
     if summary.stopped_reason:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from pushctl import clock
-from pushctl.audience import Segment
+from pushctl.audience import Segment, count_rows
 from pushctl.campaign import (
     CampaignReport,
     CampaignSpec,
@@ -92,20 +92,6 @@ def _zone(name: str | None) -> ZoneInfo | None:
     if problem:
         raise InputError(problem, field="--default-timezone")  # the reason already says what to use
     return ZoneInfo(name)
-
-
-def _count_rows(audience: str) -> int | None:
-    """Rows in an audience file (for the progress bar and --spread); None for stdin."""
-    if audience == "-":
-        return None
-    path = Path(audience)
-    lines = 0
-    with contextlib.suppress(OSError), path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            lines += chunk.count(b"\n")
-    if path.suffix.lower() == ".csv":
-        lines -= 1
-    return max(lines, 0)
 
 
 def _controls(profile: Profile, o: dict[str, Any], template_path: Path) -> Controls:
@@ -360,7 +346,7 @@ def send(
                     _identity(o),
                 )
             )
-        total = _count_rows(audience)
+        total = count_rows(audience, None)
         spread_rate = None
         if spread:
             window = parse_duration(spread, field="--spread")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from pushctl.audience import count_rows
 from pushctl.checks import APNS_NOT_CHECKED, WEBPUSH_NOT_CHECKED, TokenFinding, TokenReport, check_audience
 from pushctl.cli.console import Terminal
 from pushctl.cli.state import State, get_state
@@ -126,20 +127,6 @@ def check(
         raise typer.Exit(int(ExitCode.PARTIAL))
 
 
-def _count_rows(audience: str, fmt: str | None) -> int | None:
-    """Rows in an audience file, for the progress bar (None for stdin)."""
-    if audience == "-":
-        return None
-    path = Path(audience)
-    lines = 0
-    with contextlib.suppress(OSError), path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            lines += chunk.count(b"\n")
-    if fmt == "csv" or (fmt is None and path.suffix.lower() == ".csv"):
-        lines -= 1
-    return max(lines, 0)
-
-
 async def _check_online(
     state: State,
     profile: Profile,
@@ -169,7 +156,7 @@ async def _check_online(
 
     on_event = event_printer(terminal)
 
-    progress = SendProgress(terminal, _count_rows(audience, fmt) if terminal.interactive else None)
+    progress = SendProgress(terminal, count_rows(audience, fmt) if terminal.interactive else None)
     async with progress.live():
         return await check_audience_online(
             audience,

@@ -30,7 +30,7 @@ from pushctl.config.profiles import (
     load_document,
     profile_table,
 )
-from pushctl.errors import ConfigError
+from pushctl.errors import ConfigError, clip
 from pushctl.paths import make_private_dir
 
 __all__ = ["save_profile", "set_in_text", "set_value", "write_private"]
@@ -107,7 +107,7 @@ def _typed(name: str, value: str, key: str) -> Any:
         if name in _FLOAT_FIELDS:
             return float(value)
     except ValueError:
-        raise ConfigError(f"expected a number, got {value!r}", field=key) from None
+        raise ConfigError(f"expected a number, got {clip(value, quote=True)}", field=key) from None
     if name in _PATH_FIELDS:
         return _command_line_path(value)
     if value.lower() in ("true", "false"):

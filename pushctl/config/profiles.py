@@ -48,7 +48,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
@@ -65,7 +64,8 @@ from pushctl.config.sections import (
     SenderSettings,
     WebPushSettings,
 )
-from pushctl.errors import ConfigError
+from pushctl.errors import ConfigError, clip
+from pushctl.inputs import CONFIG_MAX_BYTES, load_toml, read_bounded_text
 
 
 @dataclass
@@ -81,7 +81,7 @@ class JournalSettings:
         return parse_age(self.retention, field="journal.retention") if self.retention else None
 
 
-_AGE = re.compile(r"(\d+)\s*([hdw])")
+_AGE = re.compile(r"(\d{1,6})\s*([hdw])")  # 999,999 weeks: past that, timedelta overflows
 _AGE_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -89,7 +89,7 @@ def parse_age(text: str, *, field: str | None = None) -> timedelta:
     """``90d``, ``12w`` or ``36h`` (hours, days, weeks; > 0) as a timedelta; ConfigError otherwise."""
     m = _AGE.fullmatch(text.strip().lower())
     if m is None or int(m.group(1)) == 0:
-        raise ConfigError(f"not an age: {text!r}", field=field,
+        raise ConfigError(f"not an age: {clip(text, quote=True)}", field=field,
                           hint="a whole number of hours, days or weeks, e.g. 36h, 90d, 12w")
     return timedelta(seconds=int(m.group(1)) * _AGE_UNITS[m.group(2)])
 
@@ -167,20 +167,10 @@ def config_path(explicit: Path | None = None, env: Mapping[str, str] = os.enviro
 
 def load_document(path: Path) -> tuple[dict[str, Any], str]:
     """Parse a config file; ConfigError with file and line for syntax errors."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config file not found", file=path, hint="run `pushctl config init`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file: {exc}", file=path) from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        match = re.search(r"\(at line (\d+), column \d+\)", msg)
-        line = int(match.group(1)) if match else None
-        msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
-        raise ConfigError(f"invalid TOML: {msg}", file=path, line=line) from None
+    if not os.path.lexists(path):
+        raise ConfigError("config file not found", file=path, hint="run `pushctl config init`")
+    text = read_bounded_text(path, what="config file", limit=CONFIG_MAX_BYTES, error=ConfigError)
+    doc = load_toml(text, file=path, error=ConfigError)
     for key in doc:
         if key not in TOP_KEYS:
             raise _unknown_key(path, text, (), key, TOP_KEYS)
@@ -214,7 +204,7 @@ def resolve_profile(path: Path | None, name: str | None, env: Mapping[str, str] 
             return _apply_env(Profile(name="default", source=file), env)
         known = ", ".join(sorted(profiles)) or "none"
         line = find_key_line(text, (), "default_profile") if name is None else None
-        raise ConfigError(f"unknown profile '{chosen}' (profiles in this file: {known})",
+        raise ConfigError(f"unknown profile '{clip(chosen)}' (profiles in this file: {known})",
                           file=file, line=line, field=None if name else "default_profile")
     profile = _build_profile(file, text, chosen, profiles[chosen])
     return _apply_env(profile, env)
@@ -258,7 +248,7 @@ def _convert(
     dotted = ".".join((*where, key))
 
     def fail(expected: str) -> ConfigError:
-        return ConfigError(f"expected {expected}, got {value!r}", file=file,
+        return ConfigError(f"expected {expected}, got {clip(value, quote=True)}", file=file,
                            line=find_key_line(text, where, key) if text else None, field=dotted)
 
     if key in _INT_FIELDS:
@@ -305,7 +295,7 @@ def _apply_env(profile: Profile, env: Mapping[str, str]) -> Profile:
             try:
                 value = int(raw) if key in _INT_FIELDS else float(raw)
             except ValueError:
-                raise ConfigError(f"expected a number, got {raw!r}", field=var) from None
+                raise ConfigError(f"expected a number, got {clip(raw, quote=True)}", field=var) from None
         try:
             value = _convert(f"${var}", "", (), key, value, None)
         except ConfigError as exc:

@@ -22,6 +22,7 @@ from pushctl.credentials.keys import (
 )
 from pushctl.credentials.platforms import check_subject, load_hms_credentials, load_vapid_key
 from pushctl.errors import CredentialFileError, InputError, PushctlError
+from pushctl.inputs import CA_MAX_BYTES, read_bounded
 
 if TYPE_CHECKING:
     from pushctl.config import Profile
@@ -193,10 +194,10 @@ def _check_ca(path: Path) -> CredentialCheck:
     from cryptography import x509
 
     try:
-        data = path.expanduser().read_bytes()
+        data = read_bounded(path, what="CA file", limit=CA_MAX_BYTES)
         certs = x509.load_pem_x509_certificates(data)
-    except OSError as exc:
-        return CredentialCheck("tls", "CA file", path, False, f"cannot read: {exc.strerror}",
+    except InputError as exc:
+        return CredentialCheck("tls", "CA file", path, False, exc.message,
                                fix="start the emulator once (it writes its CA) or fix ca_file")
     except ValueError:
         return CredentialCheck("tls", "CA file", path, False, "no PEM certificates in the file")

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from pushctl.errors import CredentialError, CredentialFileError
+from pushctl.errors import CredentialError, CredentialFileError, InputError, clip
+from pushctl.inputs import CREDENTIAL_MAX_BYTES, loads_bounded, read_bounded
 
 APPLE_TOPICS_OID = ObjectIdentifier("1.2.840.113635.100.6.3.6")
 _APPLE_SANDBOX_OID = ObjectIdentifier("1.2.840.113635.100.6.3.1")
@@ -88,14 +89,7 @@ class ServiceAccount:
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.expanduser().read_bytes()
-    except FileNotFoundError:
-        raise CredentialFileError(f"{what} not found", file=path) from None
-    except IsADirectoryError:
-        raise CredentialFileError(f"{what} is a directory, expected a file", file=path) from None
-    except OSError as exc:
-        raise CredentialFileError(f"cannot read {what}: {exc.strerror}", file=path) from None
+    return read_bounded(path, what=what, limit=CREDENTIAL_MAX_BYTES, error=CredentialFileError)
 
 
 def _key_kind(key: Any) -> str:
@@ -147,7 +141,7 @@ def load_apns_key(path: Path, key_id: str | None, team_id: str | None) -> ApnsTo
             raise CredentialFileError("missing (needed with key_file)", file=path, field=name, hint=hint)
         if not _APPLE_ID.match(value):
             raise CredentialFileError(
-                f"{value!r} is not 10 characters A-Z/0-9", file=path, field=name, hint=hint
+                f"{clip(value, quote=True)} is not 10 characters A-Z/0-9", file=path, field=name, hint=hint
             )
     assert key_id is not None and team_id is not None
     return ApnsTokenKey(path=path, key_id=key_id, team_id=team_id, private_key=key)
@@ -158,8 +152,8 @@ def _json_kind(data: bytes) -> str | None:
     if not data.lstrip().startswith((b"{", b"[")):
         return None
     try:
-        doc = json.loads(data)
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+        doc = loads_bounded(data)
+    except ValueError:  # UnicodeDecodeError, JSONDecodeError and JsonTooDeep alike
         return None
     if isinstance(doc, dict) and doc.get("type") == "service_account":
         return "this is a service-account JSON (the FCM key, for fcm.service_account)"
@@ -304,11 +298,14 @@ def load_service_account(path: Path) -> ServiceAccount:
             hint="download a key from Firebase console → Project settings → Service accounts",
         )
     try:
-        doc = json.loads(raw)
+        doc = loads_bounded(raw)
     except UnicodeDecodeError:
         raise CredentialFileError("not JSON: the file is not UTF-8 text", file=path) from None
     except json.JSONDecodeError as exc:
         raise CredentialFileError(f"not JSON: {exc.msg}", file=path, line=exc.lineno) from None
+    except ValueError as exc:  # too deep, or a number of more than 4,300 digits
+        raise CredentialFileError(f"not a service-account JSON: {clip(str(exc).split(';')[0], 100)}",
+                                  file=path) from None
     if not isinstance(doc, dict):
         raise CredentialFileError("expected a JSON object (a service-account key)", file=path)
     if "project_info" in doc or "client" in doc:
@@ -317,7 +314,7 @@ def load_service_account(path: Path) -> ServiceAccount:
         hint = None
         if doc.get("type") == "authorized_user":
             hint = "that is a user credential from `gcloud auth application-default login`"
-        raise CredentialFileError(f"type is {doc.get('type')!r}, expected 'service_account'",
+        raise CredentialFileError(f"type is {clip(doc.get('type'), quote=True)}, expected 'service_account'",
                                   file=path, field="type", hint=hint)
     wrong = [name for name in _SA_FIELDS if doc.get(name) is not None and not isinstance(doc[name], str)]
     if wrong:
@@ -375,6 +372,8 @@ def permission_warning(path: Path, *, secret: bool = False) -> str | None:
     # git cannot keep 0600 and these throwaway keys are public anyway.
     if any(resolved.is_relative_to(d) for d in PUBLIC_SAMPLE_DIRS):
         return None
+    if not stat.S_ISREG(mode):  # a directory or a device: the check itself fails, chmod is no fix
+        return None
     if mode & (stat.S_IRGRP | stat.S_IROTH) and (secret or _holds_private_key(resolved)):
         what = "secret file" if secret else "key file"
         return f"{what} {path} is readable by group/others; run chmod 600 {path}"
@@ -386,8 +385,8 @@ def _holds_private_key(path: Path) -> bool:
     JSON), a JSON with a ``private_key`` field, or binary data (a .p12); not a PEM file of
     certificates only, nor a JSON without a key. Unreadable counts as holding one."""
     try:
-        data = path.read_bytes()
-    except OSError:
+        data = read_bounded(path, what="key file", limit=CREDENTIAL_MAX_BYTES)
+    except InputError:
         return True
     if b"PRIVATE KEY-----" in data or b'"private_key"' in data:
         return True

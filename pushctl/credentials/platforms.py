@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushctl.errors import ConfigError, CredentialFileError
+from pushctl.inputs import CREDENTIAL_MAX_BYTES, read_bounded
 
 if TYPE_CHECKING:
     from pushctl.config import HmsSettings
@@ -50,14 +51,9 @@ def _public_b64(key: ec.EllipticCurvePrivateKey) -> str:
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.expanduser().read_bytes()
-    except FileNotFoundError:
-        raise CredentialFileError("VAPID key file not found", file=path, hint=VAPID_HINT) from None
-    except IsADirectoryError:
-        raise CredentialFileError("VAPID key file is a directory, expected a file", file=path) from None
-    except OSError as exc:
-        raise CredentialFileError(f"cannot read VAPID key file: {exc.strerror}", file=path) from None
+    if not os.path.lexists(path.expanduser()):
+        raise CredentialFileError("VAPID key file not found", file=path, hint=VAPID_HINT)
+    return read_bounded(path, what="VAPID key file", limit=CREDENTIAL_MAX_BYTES, error=CredentialFileError)
 
 
 def load_vapid_key(path: Path) -> VapidKey:

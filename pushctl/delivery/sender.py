@@ -7,10 +7,15 @@ coroutines that take items, make one attempt each and either finish the item (on
 created per item; a task is created per *retry* only.
 
 Memory stays flat: the reader stops pulling while ``read_ahead + sum(concurrency)`` items
-are admitted and unfinished (buffered, in flight or waiting for a retry). Lanes are
-independent, so a slow FCM does not hold APNs up -- until FCM's backlog fills that bound,
-because the audience is one ordered stream and reading past it without limit would make
-memory grow with the audience.
+are admitted and unfinished (buffered or in flight), or while ``retry_backlog`` items wait for a
+retry. Lanes are independent, so a slow FCM does not hold APNs up -- until FCM's backlog fills
+that bound, because the audience is one ordered stream and reading past it without limit would
+make memory grow with the audience.
+
+On a bad day (see :mod:`pushctl.delivery.lane`): one device's 429 or 5xx backs off that device
+alone; a burst of 429 / 503 answers from many devices pauses the whole provider once, for the
+answer's ``Retry-After`` (else a provider-level backoff), and a burst of 429s lowers the
+provider's rate (AIMD); a request lost with its connection is re-sent without spending an attempt.
 
 Unfinished items: after :meth:`Sender.stop`, :meth:`Sender.abort` or a credential failure,
 items that were pulled but have no final answer (buffered, waiting for a retry, or
@@ -23,12 +28,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pushctl.delivery.retry import Clock, SendOptions, Sleep, TokenBucket, retry_delay
+from pushctl.delivery.lane import Lane, Retry
+from pushctl.delivery.retry import Clock, SendOptions, Sleep, TokenBucket, backoff_delay, retry_delay
 from pushctl.errors import AuthRefused, ConfigError, ProviderUnavailable
 from pushctl.outcome import Outcome, Result
 from pushctl.providers import Attempt, AttemptKind, Provider, WorkItem, prepare_item, take_batch
@@ -41,6 +47,10 @@ _OUTCOME = {
     AttemptKind.REJECTED: Outcome.REJECTED,
     AttemptKind.AUTH_FAILED: Outcome.AUTH_FAILED,
 }
+
+
+_LOSSES_AT_ONCE = 3
+"""Requests lost with their connection this many times are re-sent without waiting."""
 
 
 @dataclass(slots=True)
@@ -58,57 +68,14 @@ def _current_task() -> asyncio.Task[Any] | None:
         return None
 
 
-class _Retry:
-    """An item between attempts (only retried items get one of these)."""
-
-    __slots__ = ("attempts", "item", "started")
-
-    def __init__(self, item: WorkItem, attempts: int, started: float) -> None:
-        self.item = item
-        self.attempts = attempts
-        self.started = started
-
-
-class _Lane:
-    """One provider's share of the engine: its buffer, retries, idle workers and gate."""
-
-    __slots__ = ("batch_limit", "concurrency", "env_check", "idle", "name", "paused_until", "pending",
-                 "provider", "retry", "waiting_retry")
-
-    def __init__(self, name: str, provider: Provider, concurrency: int, env_check: bool) -> None:
-        self.name = name
-        self.provider = provider
-        self.concurrency = concurrency
-        self.pending: deque[WorkItem] = deque()
-        self.retry: deque[_Retry] = deque()
-        self.idle: deque[asyncio.Future[None]] = deque()
-        self.waiting_retry = 0
-        self.paused_until = 0.0
-        self.env_check = env_check
-        # Devices per request for providers that send many at once (HMS); see take_batch.
-        self.batch_limit = max(1, int(getattr(provider, "batch_limit", 1)))
-
-    def wake_one(self) -> None:
-        while self.idle:
-            fut = self.idle.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-
-    def wake_all(self) -> None:
-        for fut in self.idle:
-            if not fut.done():
-                fut.set_result(None)
-        self.idle.clear()
-
-
 class Sender:
     """Sends work items through their providers; one result per finished item.
 
     ``counts`` (per outcome value), ``in_flight``, ``sent`` (results so far), ``retries``,
     ``pulled`` (items taken from the source) and ``stopped_reason`` (``"interrupted"``,
-    ``"auth_failed"`` or None) are live, for the progress bar. ``sleep``, ``clock`` and ``rng``
-    are injectable so tests run in virtual time.
+    ``"auth_failed"`` or None) are live, for the progress bar; so are ``pauses`` (provider-wide
+    pauses) and ``resent`` (requests re-sent after their connection was lost). ``sleep``, ``clock``
+    and ``rng`` are injectable so tests run in virtual time.
     """
 
     def __init__(
@@ -129,8 +96,9 @@ class Sender:
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._lanes = {
-            name: _Lane(name, p, options.concurrency.get(name, p.default_concurrency),
-                        env_check=name == "apns" and options.env_check_window > 0)
+            name: Lane(name, p, options.concurrency.get(name, p.default_concurrency),
+                       env_check=name == "apns" and options.env_check_window > 0,
+                       options=options, clock=clock, sleep=sleep)
             for name, p in providers.items()
         }
         for lane in self._lanes.values():
@@ -142,6 +110,7 @@ class Sender:
         # Hysteresis: wake the reader once a chunk has drained, not for every finished item.
         self._resume_at = self._limit - max(1, options.read_ahead // 2)
         self._admitted = 0
+        self._waiting = 0  # admitted items asleep until their retry: bounded apart (see _full)
         self._reader_waiter: asyncio.Future[None] | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._reader_done = False
@@ -159,6 +128,8 @@ class Sender:
         self.in_flight = 0
         self.sent = 0
         self.retries = 0
+        self.pauses = 0
+        self.resent = 0
         self.pulled = 0
         self.stopped_reason: str | None = None
 
@@ -266,9 +237,16 @@ class Sender:
     async def _admit(self, item: WorkItem) -> bool:
         """Hand one item to its lane; wait while the engine holds as many as it may."""
         self._dispatch(item)
-        if self._admitted >= self._limit:
+        if self._full():
             await self._wait_for_room()
         return not self._stopping
+
+    def _full(self) -> bool:
+        # Items asleep until a retry do not keep new devices out (on a bad day a fifth of the
+        # devices wait a second or more, and the in-flight slots would run dry), but their own
+        # number is bounded: in an outage every device waits, and memory must stay flat.
+        waiting = self._waiting
+        return self._admitted - waiting >= self._limit or waiting >= self._options.retry_backlog
 
     def _dispatch(self, item: WorkItem) -> None:
         self.pulled += 1
@@ -293,8 +271,16 @@ class Sender:
     def _release(self, count: int = 1) -> None:
         """One admitted item (``count`` devices of a batch) is done (finished or dropped)."""
         self._admitted -= count
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
         waiter = self._reader_waiter
-        if waiter is not None and self._admitted <= self._resume_at and not waiter.done():
+        if (
+            waiter is not None
+            and self._admitted - self._waiting <= self._resume_at
+            and self._waiting < self._options.retry_backlog
+            and not waiter.done()
+        ):
             waiter.set_result(None)
 
     async def _pause(self, wait: float) -> bool:
@@ -313,27 +299,48 @@ class Sender:
             self._waiting_workers.discard(task)
         return not self._stopping
 
-    async def _work(self, lane: _Lane) -> None:
+    async def _wait_gate(self, lane: Lane) -> bool:
+        """Wait while the provider's gate is closed; False when stop() cut the wait short."""
+        while lane.paused_until:
+            wait = lane.paused_until - self._clock()
+            if wait <= 0:
+                lane.paused_until = 0.0
+                break
+            if not await self._pause(wait):
+                return False
+        return True
+
+    async def _pace(self, lane: Lane) -> bool:
+        """Wait for this request's slot (the user's --rate, then the provider's adaptive rate).
+
+        A slot taken before the gate closed is void: the request waits for the gate and takes a
+        new one, so the requests held at the gate do not all go out the moment it opens (that
+        burst would close it again). False when stop() cut a wait short.
+        """
+        while True:
+            for bucket in (self._bucket, lane.pace.bucket):
+                if bucket is not None:
+                    wait = bucket.reserve()
+                    if wait > 0.001 and not await self._pause(wait):
+                        return False
+            if lane.paused_until <= self._clock():
+                return True
+            if not await self._wait_gate(lane):
+                return False
+
+    async def _work(self, lane: Lane) -> None:
         send = lane.provider.send
         clock = self._clock
-        bucket = self._bucket
-        max_attempts = self._options.max_attempts
+        options = self._options
         loop = asyncio.get_running_loop()
         while True:
-            if self._stopping:
+            if self._stopping or not await self._wait_gate(lane):
                 return
-            if lane.paused_until:
-                wait = lane.paused_until - clock()
-                if wait > 0:
-                    if not await self._pause(wait):
-                        return
-                    continue
-                lane.paused_until = 0.0
             if lane.retry:
                 job = lane.retry.popleft()
-                item, attempts, started = job.item, job.attempts, job.started
+                item, attempts, started, losses = job.item, job.attempts, job.started, job.losses
             elif lane.pending:
-                item, attempts, started = lane.pending.popleft(), 0, -1.0
+                item, attempts, started, losses = lane.pending.popleft(), 0, -1.0, 0
                 if lane.batch_limit > 1:
                     item = take_batch(lane.provider, item, lane.pending, lane.batch_limit)
             elif self._reader_done and not lane.waiting_retry:
@@ -345,15 +352,12 @@ class Sender:
                 await fut
                 continue
 
-            if bucket is not None:
-                wait = bucket.reserve()
-                if wait > 0.001 and not await self._pause(wait):
-                    self._release(item.size)
-                    return
-            now = clock()
+            if not await self._pace(lane):
+                self._release(item.size)
+                return
             if started < 0:
-                started = now
-            attempts += 1
+                started = clock()
+            epoch = lane.epoch
             self.in_flight += 1
             try:
                 attempt = await send(item.request)
@@ -363,31 +367,51 @@ class Sender:
                 attempt = Attempt(AttemptKind.RETRYABLE, None, type(exc).__name__)
             finally:
                 self.in_flight -= 1
-            if lane.env_check and attempt.status is not None:
-                self._check_environment(lane, attempt)
-
             kind = attempt.kind
-            if kind is AttemptKind.RETRYABLE:
-                delay = -1.0
-                if attempt.provider_wide:
-                    delay = self._delay(attempts, attempt.retry_after)
-                    self._close_gate(lane, delay, attempt.reason)
-                if attempts < max_attempts:
-                    if self._stopping:  # a stopped run does not start new attempts
-                        self._release(item.size)
-                        continue
-                    if delay < 0:
-                        delay = self._delay(attempts, attempt.retry_after)
-                    self._schedule_retry(lane, _Retry(item, attempts, started), delay)
+            if kind is AttemptKind.RETRYABLE and attempt.status is None:
+                # No answer: the request was lost with its connection. Not the device's attempt.
+                losses += 1
+                if losses <= options.max_losses and not self._stopping:
+                    self.resent += 1
+                    # At once on a fresh connection: with many requests in flight, a busy one may
+                    # well be lost twice or three times. Only a run of losses backs off.
+                    delay = 0.0 if losses <= _LOSSES_AT_ONCE else backoff_delay(
+                        losses - _LOSSES_AT_ONCE, base=options.backoff_base, cap=options.backoff_max,
+                        rng=self._rng)
+                    self._schedule_retry(lane, Retry(item, attempts, started, losses), delay)
                     continue
+                if self._stopping:
+                    self._release(item.size)
+                    continue
+                attempts = max(attempts, 1)
                 outcome = Outcome.FAILED
             else:
-                outcome = _OUTCOME[kind]
+                attempts += 1
+                self._answered(lane, item, attempt, epoch)
+                if kind is AttemptKind.RETRYABLE:
+                    if attempts < options.max_attempts:
+                        if self._stopping:  # a stopped run does not start new attempts
+                            self._release(item.size)
+                            continue
+                        delay = self._delay(attempts, attempt.retry_after)
+                        self._schedule_retry(lane, Retry(item, attempts, started, losses), delay)
+                        continue
+                    outcome = Outcome.FAILED
+                else:
+                    outcome = _OUTCOME[kind]
             self._release(item.size)
             self._emit_result(item, outcome, attempt.reason, attempt.status, attempt.provider_id,
                               attempts, (clock() - started) * 1000.0, attempt.per_device)
             if kind is AttemptKind.AUTH_FAILED:
                 self._auth_stop(lane, attempt)
+
+    def _answered(self, lane: Lane, item: WorkItem, attempt: Attempt, epoch: int) -> None:
+        if lane.env_check and attempt.status is not None:
+            self._check_environment(lane, attempt)
+        pause = lane.learn(id(item), attempt, epoch)
+        if pause is not None:
+            self.pauses += 1
+            self._event("info", pause)
 
     def _emit_result(self, item: WorkItem, outcome: Outcome, reason: str, status: int | None,
                      provider_id: str, attempts: int, latency_ms: float,
@@ -414,37 +438,32 @@ class Sender:
         return retry_delay(attempts, retry_after, base=o.backoff_base, cap=o.backoff_max,
                            retry_after_max=o.retry_after_max, rng=self._rng)
 
-    def _schedule_retry(self, lane: _Lane, job: _Retry, delay: float) -> None:
+    def _schedule_retry(self, lane: Lane, job: Retry, delay: float) -> None:
         self.retries += 1
         lane.waiting_retry += 1
+        self._waiting += job.item.size
+        self._wake_reader()
         task = asyncio.create_task(self._retry_later(lane, job, delay))
         self._retry_tasks.add(task)
         task.add_done_callback(self._retry_tasks.discard)
 
-    async def _retry_later(self, lane: _Lane, job: _Retry, delay: float) -> None:
+    async def _retry_later(self, lane: Lane, job: Retry, delay: float) -> None:
         try:
             await self._sleep(delay)
         except asyncio.CancelledError:
             lane.waiting_retry -= 1
+            self._waiting -= job.item.size
             self._release(job.item.size)  # stopped: the item stays unfinished (no result)
             raise
         lane.waiting_retry -= 1
+        self._waiting -= job.item.size
         if self._stopping:
             self._release(job.item.size)
             return
         lane.retry.append(job)
         lane.wake_one()
 
-    def _close_gate(self, lane: _Lane, delay: float, reason: str) -> None:
-        now = self._clock()
-        until = now + delay
-        if until > lane.paused_until:
-            # Answers to requests already in flight extend the pause quietly: one line per pause.
-            if lane.paused_until <= now:
-                self._event("info", f"{lane.name}: {reason}: pausing all sends to it for {delay:.1f}s")
-            lane.paused_until = until
-
-    def _auth_stop(self, lane: _Lane, attempt: Attempt) -> None:
+    def _auth_stop(self, lane: Lane, attempt: Attempt) -> None:
         if self.stopped_reason == "auth_failed":
             return
         self.stopped_reason = "auth_failed"  # outranks "interrupted": the exit code is 3, not 130
@@ -460,7 +479,7 @@ class Sender:
             if task is not current:
                 task.cancel()
 
-    def _check_environment(self, lane: _Lane, attempt: Attempt) -> None:
+    def _check_environment(self, lane: Lane, attempt: Attempt) -> None:
         self._env_answers += 1
         if attempt.reason == "BadDeviceToken":
             self._env_bad += 1

@@ -39,6 +39,9 @@ class Summary:
     stopped_reason: str | None = None
     """Why the run stopped early (``interrupted``, ``auth_failed``...), or None."""
     campaign: str | None = None
+    session_total: int | None = None
+    """Devices settled by the latest run of a resumed campaign (None: every device is this run's).
+    :meth:`throughput` divides this, not :attr:`total`, by the run's duration."""
 
     def add(self, result: Result) -> None:
         """Count one device's result."""
@@ -68,9 +71,10 @@ class Summary:
         return max(0.0, end - self.started_at)
 
     def throughput(self) -> float:
-        """Devices per second over :meth:`duration` (0 for an instant run)."""
+        """Devices per second of the latest run over :meth:`duration` (0 for an instant run)."""
         duration = self.duration()
-        return self.total / duration if duration > 0 else 0.0
+        sent = self.total if self.session_total is None else self.session_total
+        return sent / duration if duration > 0 else 0.0
 
     @property
     def failures(self) -> int:
@@ -106,6 +110,7 @@ class Summary:
             "finished_at": self.finished_at,
             "duration_s": round(self.duration(), 3),
             "throughput_per_s": round(self.throughput(), 1),
+            "last_run_total": self.total if self.session_total is None else self.session_total,
             "retries": self.retries,
             "stopped": self.stopped_reason,
             "exit_code": int(self.exit_code()),

@@ -20,7 +20,7 @@ import jwt
 
 from pushctl.emulator.inbox import Delivery, Inbox
 from pushctl.emulator.registry import TOPIC_SUFFIXES, Registry
-from pushctl.emulator.scenario import FaultInjector, Options
+from pushctl.emulator.scenario import FaultInjector, Options, RateWindows
 from pushctl.emulator.server import JSON_HEADERS, Request, Response
 from pushctl.emulator.tls import describe_peer_certificate
 
@@ -64,8 +64,10 @@ class _VerifiedJwt:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, reason: str, timestamp: int | None = None) -> None:
-        self.status, self.reason, self.timestamp = status, reason, timestamp
+    def __init__(
+        self, status: int, reason: str, timestamp: int | None = None, retry_after: int | None = None
+    ) -> None:
+        self.status, self.reason, self.timestamp, self.retry_after = status, reason, timestamp, retry_after
 
 
 class ApnsService:
@@ -79,7 +81,7 @@ class ApnsService:
         self.stats: Counter[str] = Counter()
         self._jwt_cache: dict[str, _VerifiedJwt | _Reject] = {}
         self._last_iat: dict[str, int] = {}
-        self._device_window: dict[str, tuple[float, int]] = {}
+        self._windows = RateWindows()
         self._error_bodies: dict[str, bytes] = {}
         self.shutting_down = False
         """Set by :meth:`Emulator.begin_shutdown`: every push is answered 503 ``Shutdown``."""
@@ -167,7 +169,10 @@ class ApnsService:
                 body = self._error_bodies[rej.reason] = json.dumps(
                     {"reason": rej.reason}, separators=(",", ":")
                 ).encode()
-        return Response(rej.status, body, [*JSON_HEADERS, ("apns-id", apns_id)], delay)
+        headers = [*JSON_HEADERS, ("apns-id", apns_id)]
+        if rej.retry_after is not None:
+            headers.append(("retry-after", str(rej.retry_after)))
+        return Response(rej.status, body, headers, delay)
 
     def _injected(self, status: int, reason: str | None, retry_after: int | None, delay: float) -> Response:
         resp = self._error(
@@ -321,16 +326,13 @@ class ApnsService:
         return payload
 
     def _rate_limit(self, token: str) -> None:
-        limit = self.options.device_rate_limit
-        if not limit:
-            return
-        now = time.monotonic()
-        start, count = self._device_window.get(token, (now, 0))
-        if now - start >= self.options.device_rate_window:
-            start, count = now, 0
-        if count >= limit:
+        opts = self.options
+        # Apple throttling the provider as a whole (every token), then one token sent to too often.
+        wait = self._windows.refuse("", opts.apns_quota_per_second, 1.0)
+        if wait is not None:
+            raise _Reject(429, "TooManyRequests", retry_after=wait)
+        if self._windows.refuse(token, opts.device_rate_limit, opts.device_rate_window) is not None:
             raise _Reject(429, "TooManyRequests")
-        self._device_window[token] = (start, count + 1)
 
     # -- stream-limit behaviour ------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from pushctl.emulator.broadcast import ConditionError, fcm_audience, parse_condi
 from pushctl.emulator.inbox import Delivery, Inbox
 from pushctl.emulator.oauth import TokenStore
 from pushctl.emulator.registry import Registry
-from pushctl.emulator.scenario import FaultInjector, Options
+from pushctl.emulator.scenario import FaultInjector, Options, RateWindows
 from pushctl.emulator.server import Request, Response, json_response
 
 MESSAGE_LIMIT = 4096
@@ -58,8 +58,10 @@ _BY_STATUS = {429: "QUOTA_EXCEEDED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
 
 class _Invalid(Exception):
-    def __init__(self, code: str, message: str | None = None, field: str | None = None) -> None:
-        self.code, self.message, self.field = code, message, field
+    def __init__(
+        self, code: str, message: str | None = None, field: str | None = None, retry_after: int | None = None
+    ) -> None:
+        self.code, self.message, self.field, self.retry_after = code, message, field, retry_after
 
 
 def fcm_error(
@@ -101,7 +103,7 @@ class FcmService:
         self.faults = faults
         self.stats: Counter[str] = Counter()
         self._ids = itertools.count(1)
-        self._quota: dict[str, tuple[float, int]] = {}
+        self._windows = RateWindows()
 
     def handle(self, req: Request) -> Response:
         """Validate and (unless ``validate_only``) deliver one message."""
@@ -123,7 +125,7 @@ class FcmService:
             injected = faults.error("fcm")
             if injected is not None:
                 code = injected.reason or _BY_STATUS.get(injected.status, "INTERNAL")
-                resp = fcm_error(code, retry_after=injected.retry_after)
+                resp = fcm_error(code, injected.message, retry_after=injected.retry_after)
                 resp.delay = delay
                 return resp
         project = match.group(1)
@@ -164,10 +166,9 @@ class FcmService:
                 except ConditionError as err:
                     raise _Invalid("INVALID_ARGUMENT", f"Invalid condition expression provided: {err}",
                                    "message.condition") from None
-            self._check_quota(project)
+            self._check_quota(project, token if isinstance(token, str) else "")
         except _Invalid as exc:
-            retry = 60 if exc.code == "QUOTA_EXCEEDED" else None
-            resp = fcm_error(exc.code, exc.message, field=exc.field, retry_after=retry)
+            resp = fcm_error(exc.code, exc.message, field=exc.field, retry_after=exc.retry_after)
             resp.delay = delay
             return resp
         if validate_only:
@@ -265,17 +266,17 @@ class FcmService:
         if size > (TOPIC_MESSAGE_LIMIT if topic is not None or "condition" in message else MESSAGE_LIMIT):
             raise _Invalid("INVALID_ARGUMENT", "Message is too big", "message")
 
-    def _check_quota(self, project: str) -> None:
-        limit = self.options.fcm_quota_per_minute
-        if not limit:
-            return
-        now = time.monotonic()
-        start, count = self._quota.get(project, (now, 0))
-        if now - start >= 60:
-            start, count = now, 0
-        self._quota[project] = (start, count + 1)
-        if count >= limit:
-            raise _Invalid("QUOTA_EXCEEDED")
+    def _check_quota(self, project: str, token: str) -> None:
+        opts = self.options
+        for key, limit, seconds in (
+            (f"m:{project}", opts.fcm_quota_per_minute, 60.0),
+            (f"s:{project}", opts.fcm_quota_per_second, 1.0),
+        ):
+            wait = self._windows.refuse(key, limit, seconds)
+            if wait is not None:
+                raise _Invalid("QUOTA_EXCEEDED", retry_after=wait)
+        if token and self._windows.refuse(f"t:{token}", opts.device_rate_limit, opts.device_rate_window):
+            raise _Invalid("QUOTA_EXCEEDED", "Device message rate exceeded.")
 
 
 def _collapse_id(message: dict[str, Any]) -> str | None:

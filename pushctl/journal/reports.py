@@ -199,7 +199,8 @@ def prune_list(conn: sqlite3.Connection, campaign_id: str) -> Iterator[str]:
 def summary(conn: sqlite3.Connection, campaign_id: str) -> Summary:
     """The campaign's summary rebuilt from its device rows and run metadata.
 
-    Counts cover every settled device of the campaign; times are those of the latest session.
+    Counts cover every settled device of the campaign; times are those of the latest session,
+    and so is the throughput: it counts only the devices that session settled.
     """
     info = run_info(conn, campaign_id)
     result = Summary(
@@ -218,6 +219,11 @@ def summary(conn: sqlite3.Connection, campaign_id: str) -> Summary:
         "FROM run_tallies WHERE campaign_id = ? AND outcome != ''",
         (campaign_id, campaign_id),
     )
+    if info.runs_count > 1:
+        (result.session_total,) = conn.execute(
+            "SELECT COUNT(*) FROM devices WHERE campaign_id = ? AND outcome IS NOT NULL AND settled_at >= ?",
+            (campaign_id, info.started_at),
+        ).fetchone()
     for outcome, reason, variant, platform, count, retries in rows:
         result.total += count
         result.retries += retries or 0

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from pushctl.errors import TemplateError
+from pushctl.errors import TemplateError, clip
+from pushctl.inputs import load_yaml as bounded_yaml
 from pushctl.message.blocks import check_hms, check_webpush
 from pushctl.message.source import (
     Check,
@@ -51,8 +51,9 @@ TOP_KEYS = OVERRIDE_KEYS | {
 VARIANT_KEYS = OVERRIDE_KEYS | {"weight", "locales"}
 ALERT_KEYS = ("title", "subtitle", "body")
 
-_TTL_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_TTL_RE = re.compile(r"^\s*(\d{1,12})\s*([smhd]?)\s*$")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
 
 def parse(path: Path, raw: bytes) -> Source:
     """Parse template bytes with safe-load semantics; errors carry file:line."""
@@ -65,44 +66,42 @@ def parse(path: Path, raw: bytes) -> Source:
 
 
 def load_yaml(path: Path, raw: bytes) -> tuple[Any, Node | None]:
-    """Safe-load one YAML document and keep its node tree (for line numbers); duplicate keys
+    """Safe-load one YAML document within the bounds of :mod:`pushctl.inputs` (nesting, alias
+    expansion, control characters...) and keep its node tree (for line numbers); duplicate keys
     are refused. Errors are :class:`TemplateError` values carrying file:line."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TemplateError(f"not UTF-8 text (byte {exc.start})", file=path) from None
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "cannot parse"
-        raise TemplateError(
-            f"invalid YAML: {problem}", file=path, line=mark.line + 1 if mark else None
-        ) from None
-    except yaml.YAMLError as exc:
-        raise TemplateError(f"invalid YAML: {exc}", file=path) from None
-    finally:
-        loader.dispose()
+        raise TemplateError(f"not UTF-8 text (byte {exc.start})", file=path,
+                            line=raw.count(b"\n", 0, exc.start) + 1) from None
+    data, root = bounded_yaml(text, file=path, error=TemplateError)
     if root is not None:
         _check_duplicates(path, root)
     return data, root
 
 
-def _check_duplicates(path: Path, node: Node) -> None:
+def _check_duplicates(path: Path, root: Node) -> None:
     # safe_load keeps the last of two equal keys silently; a typo'd copy would go unnoticed.
-    if isinstance(node, MappingNode):
-        seen: set[str] = set()
-        for k, v in node.value:
-            if isinstance(k, ScalarNode):
-                if k.value in seen:
-                    raise TemplateError(f"duplicate key '{k.value}'", file=path, line=k.start_mark.line + 1)
-                seen.add(k.value)
-            _check_duplicates(path, v)
-    elif isinstance(node, SequenceNode):
-        for item in node.value:
-            _check_duplicates(path, item)
+    # Each distinct node once: an aliased node is the same object wherever it is used.
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, MappingNode):
+            keys: set[str] = set()
+            for k, v in node.value:
+                if isinstance(k, ScalarNode):
+                    if k.value in keys:
+                        raise TemplateError(
+                            f"duplicate key '{clip(k.value)}'", file=path, line=k.start_mark.line + 1
+                        )
+                    keys.add(k.value)
+                stack.append(v)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
 
 
 def parse_ttl(src: Source, value: Any, path: PathT) -> int:
@@ -113,7 +112,7 @@ def parse_ttl(src: Source, value: Any, path: PathT) -> int:
     elif isinstance(value, str) and (m := _TTL_RE.match(value)):
         seconds = int(m.group(1)) * _TTL_UNITS[m.group(2)]
     if seconds is None or seconds < 0:
-        raise src.error(f"ttl must be seconds or like 30m, 2h, 1d; got {value!r}", path)
+        raise src.error(f"ttl must be seconds or like 30m, 2h, 1d; got {clip(value, quote=True)}", path)
     if seconds > MAX_TTL:
         raise src.error(f"ttl of {seconds} s is over the 30-day maximum", path)
     return seconds
@@ -149,7 +148,7 @@ def _badge(src: Source, value: Any, path: PathT) -> None:
     if isinstance(value, str):
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise src.error(f"must be a whole number >= 0 (or a template), got {value!r}", path)
+        raise src.error(f"must be a whole number >= 0 (or a template), got {clip(value, quote=True)}", path)
 
 
 def _collapse_id(src: Source, value: Any, path: PathT) -> None:
@@ -194,7 +193,7 @@ def _fcm(src: Source, value: Any, path: PathT) -> None:
 
 def _quiet_hours(src: Source, value: Any, path: PathT) -> None:
     if value != "ignore":
-        raise src.error(f"the only allowed value is 'ignore', got {value!r}", path)
+        raise src.error(f"the only allowed value is 'ignore', got {clip(value, quote=True)}", path)
 
 
 def _locales(src: Source, value: Any, path: PathT) -> None:
@@ -213,7 +212,8 @@ def _variants(src: Source, value: Any, path: PathT) -> None:
         _block(src, block, vpath, VARIANT_KEYS)
         weight = block.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-            raise src.error(f"weight must be a whole number >= 0, got {weight!r}", (*vpath, "weight"))
+            raise src.error(f"weight must be a whole number >= 0, got {clip(weight, quote=True)}",
+                            (*vpath, "weight"))
         total += weight
     if total == 0:
         raise src.error("variant weights add up to 0", path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from pushctl.errors import TemplateError
+from pushctl.errors import TemplateError, clip
 
 # FCM refuses these data keys; "aps" and "media" would collide with pushctl's own APNs keys,
 # "pushctl_variant" is added by pushctl for A/B tests.
@@ -27,7 +27,7 @@ def is_reserved_data_key(key: str) -> bool:
 
 def dotted(path: PathT) -> str:
     """``("locales", "fr", "title")`` -> ``locales.fr.title``."""
-    return ".".join(str(p) for p in path)
+    return ".".join(clip(str(p), 40) for p in path)
 
 
 class Source:
@@ -88,19 +88,19 @@ def _string(src: Source, value: Any, path: PathT) -> None:
 def _one_of(choices: tuple[str, ...]) -> Check:
     def check(src: Source, value: Any, path: PathT) -> None:
         if value not in choices:
-            raise src.error(f"must be one of {', '.join(choices)}; got {value!r}", path)
+            raise src.error(f"must be one of {', '.join(choices)}; got {clip(value, quote=True)}", path)
 
     return check
 
 
 def _boolean(src: Source, value: Any, path: PathT) -> None:
     if not isinstance(value, bool):
-        raise src.error(f"must be true or false, got {value!r}", path)
+        raise src.error(f"must be true or false, got {clip(value, quote=True)}", path)
 
 
 def _unit_number(src: Source, value: Any, path: PathT) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise src.error(f"must be a number from 0 to 1, got {value!r}", path)
+        raise src.error(f"must be a number from 0 to 1, got {clip(value, quote=True)}", path)
 
 
 def _mapping(src: Source, value: Any, path: PathT) -> dict[str, Any]:
@@ -108,24 +108,23 @@ def _mapping(src: Source, value: Any, path: PathT) -> dict[str, Any]:
         raise src.error(f"must be a mapping, got {type(value).__name__}", path)
     for key in value:
         if not isinstance(key, str):
-            raise src.error(
-                f"keys must be strings, got {key!r}", (*path, key), key=True, hint="quote the key"
-            )
+            raise src.error(f"keys must be strings, got {clip(key, quote=True)}", (*path, key), key=True,
+                            hint="quote the key")
     return value
 
 
 def _known_keys(src: Source, value: dict[str, Any], path: PathT, allowed: frozenset[str]) -> None:
     for key in value:
         if key not in allowed:
-            raise src.error(
-                f"unknown key '{key}'", (*path, key), key=True, hint=f"allowed: {', '.join(sorted(allowed))}"
-            )
+            raise src.error(f"unknown key '{clip(key)}'", (*path, key), key=True,
+                            hint=f"allowed: {', '.join(sorted(allowed))}")
 
 
 def _data(src: Source, value: Any, path: PathT) -> None:
     for key, item in _mapping(src, value, path).items():
         if is_reserved_data_key(key):
-            raise src.error(f"data key '{key}' is reserved", (*path, key), key=True, hint="rename the key")
+            raise src.error(f"data key '{clip(key)}' is reserved", (*path, key), key=True,
+                            hint="rename the key")
         if not isinstance(item, str):
             raise src.error(
                 f"data values must be strings, got {type(item).__name__}",

@@ -20,16 +20,17 @@ from typing import Any
 
 import jinja2
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 import pushctl.message.schema as schema
 import pushctl.message.source as source
-from pushctl.errors import TemplateError
+from pushctl.errors import TemplateError, clip
+from pushctl.inputs import TEMPLATE_MAX_BYTES, read_bounded
+from pushctl.message.sandbox import BoundedSandbox, RenderLimit, render_bounded
 from pushctl.model import Device
 
 __all__ = ["Media", "Notification", "Template", "deep_merge"]
 
-_ENV = SandboxedEnvironment(
+_ENV = BoundedSandbox(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     # Constant fields keep YAML's trailing newline; rendered ones must behave the same.
@@ -152,7 +153,7 @@ class _Expr:
             except KeyError:
                 pass  # Jinja gives the undefined-variable error (or resolves one of its globals)
         try:
-            return self.template.render(ctx)
+            return render_bounded(self.template, ctx)
         except jinja2.UndefinedError as exc:
             m = _UNDEFINED_RE.match(str(exc))
             if m:
@@ -162,11 +163,14 @@ class _Expr:
                     file=path, line=self.line, field=self.field,
                     hint=f"add a '{name}' column, or defaults: {{{name}: ...}}",
                 ) from None  # fmt: skip
-            message = f"{exc} for the device at {device.where}"
+            message = f"{clip(str(exc), 200)} for the device at {device.where}"
+        except RenderLimit as exc:
+            message = f"render limit for the device at {device.where}: {exc}"
         except SecurityError as exc:
-            message = f"not allowed in a template: {exc}"
+            message = f"not allowed in a template: {clip(str(exc), 200)}"
         except Exception as exc:  # a filter or expression failed on this device's values
-            message = f"cannot render for the device at {device.where}: {type(exc).__name__}: {exc}"
+            problem = f"{type(exc).__name__}: {clip(str(exc), 200)}"
+            message = f"cannot render for the device at {device.where}: {problem}"
         raise TemplateError(message, file=path, line=self.line, field=self.field) from None
 
 
@@ -182,7 +186,10 @@ def _compile(src: source.Source, value: Any, path: source.PathT) -> Any:
         try:
             compiled = _ENV.from_string(value)
         except jinja2.TemplateSyntaxError as exc:
-            raise src.error(f"template syntax: {exc.message}", path) from None
+            raise src.error(f"template syntax: {clip(exc.message or '', 200)}", path) from None
+        except (RecursionError, SyntaxError, MemoryError):
+            # Jinja's parser and Python's compiler recurse per nesting level.
+            raise src.error("template syntax: expressions nested too deeply", path) from None
         return _Expr(compiled, value, src.field(path), src.line(path))
     if isinstance(value, dict):
         return {k: _compile(src, v, (*path, k)) for k, v in value.items()}
@@ -287,12 +294,7 @@ class Template:
     def load(cls, path: str | Path) -> Template:
         """Read, check and compile a template file; raises :class:`TemplateError` with file:line."""
         path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise TemplateError("template file not found", file=path) from None
-        except OSError as exc:
-            raise TemplateError(f"cannot read the template: {exc.strerror}", file=path) from None
+        raw = read_bounded(path, what="template file", limit=TEMPLATE_MAX_BYTES, error=TemplateError)
         return cls(path, raw)
 
     @staticmethod
@@ -424,7 +426,8 @@ class Template:
             badge = -1
         if badge < 0:
             raise TemplateError(
-                f"badge must render to a whole number >= 0, got {text!r} for the device at {device.where}",
+                f"badge must render to a whole number >= 0, got {clip(text, quote=True)} "
+                f"for the device at {device.where}",
                 file=self.path, field="badge",
             )  # fmt: skip
         return badge

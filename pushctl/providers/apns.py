@@ -15,7 +15,8 @@ import jwt
 
 from pushctl.config import Profile
 from pushctl.credentials import ApnsCertificate, ApnsTokenKey, load_apns_certificate, load_apns_key
-from pushctl.errors import ConfigError, ProviderUnavailable
+from pushctl.errors import ConfigError, InputError, ProviderUnavailable
+from pushctl.inputs import loads_bounded, read_bounded
 from pushctl.message import APNS_LIMIT, ApnsRequest, Notification, build_apns
 from pushctl.model import Device, Platform
 from pushctl.paths import data_dir, write_private
@@ -74,10 +75,10 @@ class JwtSigner:
         if self._cache is None:
             return
         try:
-            data = json.loads(self._cache.read_text())
+            data = loads_bounded(read_bounded(self._cache, what="JWT cache", limit=64 * 1024))
             if data["kid"] == self._key.key_id and data["iss"] == self._key.team_id:
                 self._token, self._issued = str(data["token"]), float(data["iat"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (InputError, ValueError, KeyError, TypeError):
             pass  # no cache yet, or unreadable: sign a new token
 
     def _save(self) -> None:

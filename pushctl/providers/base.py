@@ -55,7 +55,11 @@ class Attempt:
     retry_after: float | None = None
     """Seconds to wait before retrying, from the ``Retry-After`` header."""
     provider_wide: bool = False
-    """A quota / availability signal: pause *every* send to this provider until ``retry_after``."""
+    """A throttling or availability answer (429, 503) that may speak for the whole provider, not
+    one device. One such answer only backs off its device; when half of the provider's latest
+    answers are such answers from different devices, the sender pauses the whole provider (see
+    :mod:`pushctl.delivery.lane`). False for answers that name one device ("Device message rate
+    exceeded")."""
     per_device: dict[str, Attempt] | None = None
     """For a batch request: the answer per token where they differ (HMS partial success lists its
     illegal tokens); a token not in it shares this attempt's own answer."""
@@ -220,7 +224,10 @@ def classify_apns(status: int, reason: str, retry_after: float | None) -> Attemp
     if reason in _APNS_INVALID_TOKEN:
         return Attempt(AttemptKind.INVALID_TOKEN, status, text)
     if reason in _APNS_RETRYABLE or status == 429 or status >= 500:
-        return Attempt(AttemptKind.RETRYABLE, status, text, retry_after=retry_after)
+        # TooManyRequests is documented per device, but answered to many devices at once it is
+        # Apple throttling the provider: the sender tells the two apart by bursts.
+        wide = status in (429, 503)
+        return Attempt(AttemptKind.RETRYABLE, status, text, retry_after=retry_after, provider_wide=wide)
     if reason in _APNS_AUTH or status == 403:
         return Attempt(AttemptKind.AUTH_FAILED, status, text)
     if status == 410:
@@ -255,12 +262,13 @@ def classify_fcm(
         kind = AttemptKind.INVALID_TOKEN if "registration token" in message.lower() else AttemptKind.REJECTED
         return Attempt(kind, status, text)
     if code in _FCM_QUOTA:
-        # Project-wide quota pauses the whole provider; a per-device rate limit
+        # The project's quota may pause the whole provider (in a burst); a per-device rate limit
         # ("Device message rate exceeded") must not hold up everyone else.
         wide = "device" not in message.lower()
         return Attempt(AttemptKind.RETRYABLE, status, text, retry_after=retry_after, provider_wide=wide)
     if code in _FCM_RETRYABLE or status == 429 or status >= 500:
-        return Attempt(AttemptKind.RETRYABLE, status, text, retry_after=retry_after)
+        wide = status in (429, 503) and "device" not in message.lower()
+        return Attempt(AttemptKind.RETRYABLE, status, text, retry_after=retry_after, provider_wide=wide)
     if code in _FCM_AUTH or status in (401, 403):
         return Attempt(AttemptKind.AUTH_FAILED, status, text)
     return Attempt(AttemptKind.REJECTED, status, text)

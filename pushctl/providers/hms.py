@@ -168,7 +168,7 @@ def classify_hms(status: int, body: bytes, retry_after: float | None) -> Attempt
         # 503 is Huawei's traffic control: the whole app is being slowed down, not one message.
         reason = f"{code} internal error" if code == "81000001" else f"HTTP {status}"
         return Attempt(
-            AttemptKind.RETRYABLE, status, reason, retry_after=retry_after, provider_wide=status == 503
+            AttemptKind.RETRYABLE, status, reason, retry_after=retry_after, provider_wide=status in (429, 503)
         )
     meaning, kind = CODES.get(code, (str(data.get("msg", "")) or f"HTTP {status}", AttemptKind.REJECTED))
     reason = "" if code == "80000000" else f"{code} {meaning}".strip()

@@ -162,7 +162,9 @@ def classify_webpush(status: int, reason: str, retry_after: float | None) -> Att
     if status == 413:
         return Attempt(AttemptKind.REJECTED, status, text)
     if status == 429 or status >= 500:
-        return Attempt(AttemptKind.RETRYABLE, status, text, retry_after=retry_after)
+        # A burst of these from many subscriptions pauses Web Push sends (pushctl.delivery.lane).
+        wide = status in (429, 503)
+        return Attempt(AttemptKind.RETRYABLE, status, text, retry_after=retry_after, provider_wide=wide)
     if status in (401, 403) and any(w in lowered for w in _MISMATCH_WORDS):
         # Subscribed with another application server key: this key can never reach it.
         return Attempt(AttemptKind.INVALID_TOKEN, status, text)

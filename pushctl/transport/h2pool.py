@@ -4,7 +4,10 @@ Requests wait in one FIFO queue for a free stream on any open connection. A conn
 capacity is the server's live ``SETTINGS_MAX_CONCURRENT_STREAMS`` (APNs starts some connections at
 1 and raises it later, and drops it again after a rejected push); when every connection is full and
 fewer than ``max_connections`` are open, one more is opened — one at a time, because a new
-connection's capacity is unknown until its first SETTINGS arrive.
+connection's capacity is unknown until its first SETTINGS arrive. Until ``max_connections`` are
+open, a connection carries at most ``spread_streams``, and requests go to the least loaded
+connection: one that drops takes every request in flight on it along, so 500 requests in flight
+go over four connections, not one.
 
 Retries the caller never sees: streams the server provably did not process (REFUSED_STREAM, or
 above a GOAWAY's ``last_stream_id``) are re-queued. Everything that may have been processed
@@ -73,6 +76,7 @@ class H2Pool:
         request_timeout: float = 30.0,
         ping_interval: float | None = 60.0,
         implementation: str | None = None,
+        spread_streams: int | None = 64,
     ) -> None:
         implementation = implementation or os.environ.get(IMPLEMENTATION_ENV) or "lean"
         if implementation not in IMPLEMENTATIONS:
@@ -97,6 +101,7 @@ class H2Pool:
         self._authority_b = self._authority.encode("ascii")
         self._ssl = ssl_context
         self._max_connections = max_connections
+        self._spread = spread_streams or 1 << 31
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
         self._ping_interval = ping_interval
@@ -191,14 +196,38 @@ class H2Pool:
     def _reserve_now(self) -> PoolConnection | None:
         if self._waiters:  # FIFO: nobody overtakes a waiting request
             return None
-        for conn in self._conns:
-            # accepting: a connection that failed stays listed until its socket is closed
-            if conn.in_flight < conn.max_streams and conn.accepting:
-                conn.in_flight += 1
-                if conn.in_flight > self._stats.peak_in_flight:
-                    self._stats.peak_in_flight = conn.in_flight
-                return conn
-        return None
+        conn = self._least_loaded()
+        if conn is None:
+            return None
+        conn.in_flight += 1
+        if conn.in_flight > self._stats.peak_in_flight:
+            self._stats.peak_in_flight = conn.in_flight
+        return conn
+
+    def _least_loaded(self) -> PoolConnection | None:
+        """The open connection with the most room left, if it has room.
+
+        A connection carries at most ``spread_streams`` while another may still be opened, and
+        requests go to the least loaded one: a connection that drops takes every request in flight
+        on it along, so 500 requests in flight go over four connections, not one. A connection
+        that failed stays listed until its socket is closed (``accepting`` is then False).
+        """
+        conns = self._conns
+        if len(conns) == 1:  # the usual case until the load grows: no search
+            conn = conns[0]
+            return conn if conn.in_flight < self._room(conn) and conn.accepting else None
+        best: PoolConnection | None = None
+        best_room = 0
+        for conn in conns:
+            room = self._room(conn) - conn.in_flight
+            if room > best_room and conn.accepting:
+                best, best_room = conn, room
+        return best
+
+    def _room(self, conn: PoolConnection) -> int:
+        if len(self._conns) < self._max_connections:
+            return min(conn.max_streams, self._spread)
+        return conn.max_streams
 
     async def _reserve_wait(self) -> PoolConnection:
         if self._closed:
@@ -224,10 +253,8 @@ class H2Pool:
             if fut.done():  # cancelled while waiting
                 waiters.popleft()
                 continue
-            for conn in self._conns:
-                if conn.in_flight < conn.max_streams and conn.accepting:
-                    break
-            else:
+            conn = self._least_loaded()
+            if conn is None:
                 break
             waiters.popleft()
             conn.in_flight += 1

@@ -11,7 +11,6 @@ exception here: :func:`parse_event` returns the reason as a string, for the dead
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pushctl.inputs import loads_bounded
 from pushctl.message import SANDBOX
 
 __all__ = ["Event", "EventExpr", "FieldMap", "SendAt", "iso", "parse_event", "parse_line", "parse_time"]
@@ -210,11 +210,9 @@ def parse_event(obj: Any, fields: FieldMap, *, now: float) -> Event | str:
 def parse_line(line: str | bytes, fields: FieldMap, *, now: float) -> Event | str:
     """Decode one JSON Lines line and parse its event (or give the reason it is malformed)."""
     try:
-        obj = json.loads(line)
-    except ValueError as exc:
+        obj = loads_bounded(line)
+    except ValueError as exc:  # JsonTooDeep included
         return f"invalid JSON: {getattr(exc, 'msg', exc)}"
-    except RecursionError:
-        return "invalid JSON: nested too deeply"
     return parse_event(obj, fields, now=now)
 
 

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from pushctl.campaign import parse_duration
 from pushctl.errors import InputError, ProviderUnavailable
+from pushctl.inputs import loads_bounded
 from pushctl.triggers.record import Record
 
 __all__ = ["RedisSource"]
@@ -174,7 +175,7 @@ class RedisSource:
         obj: dict[str, Any] = dict(fields)
         if isinstance(obj.get("data"), str):
             try:
-                obj["data"] = json.loads(obj["data"])
+                obj["data"] = loads_bounded(obj["data"])
             except ValueError:
                 return Record(b"", where, entry_id, problem="'data' is not a JSON object")
         return Record(obj, where, entry_id)

@@ -41,7 +41,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from pushctl.audience import Segment, SegmentError
 from pushctl.campaign import Cap, QuietHours, bad_zone_reason, parse_duration
-from pushctl.errors import InputError, TemplateError
+from pushctl.errors import InputError, TemplateError, clip
+from pushctl.inputs import TEMPLATE_MAX_BYTES, read_bounded
 from pushctl.message import Source, Template, load_yaml
 from pushctl.triggers.events import EventExpr, FieldMap, SendAt
 
@@ -157,12 +158,7 @@ class RuleSet:
     def load(cls, path: str | Path) -> RuleSet:
         """Read and check a rules file and every template it names; InputError with file:line."""
         path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise InputError("rules file not found", file=path) from None
-        except OSError as exc:
-            raise InputError(f"cannot read the rules file: {exc.strerror}", file=path) from None
+        raw = read_bounded(path, what="rules file", limit=TEMPLATE_MAX_BYTES)
         return _Parser(path, raw).parse()
 
 
@@ -185,15 +181,17 @@ class _Parser:
             raise self.error(f"must be a mapping, got {type(value).__name__}", path)
         for key in value:
             if not isinstance(key, str):
-                raise self.error(f"keys must be strings, got {key!r}", (*path, str(key)), key=True)
+                raise self.error(f"keys must be strings, got {clip(key, quote=True)}",
+                    (*path, str(key)), key=True)
             if allowed is not None and key not in allowed:
                 hint = f"allowed: {', '.join(sorted(allowed))}"
-                raise self.error(f"unknown key '{key}'", (*path, key), key=True, hint=hint)
+                raise self.error(f"unknown key '{clip(key)}'", (*path, key), key=True, hint=hint)
         return value
 
     def string(self, value: Any, path: PathT) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int | float) or str(value).strip() == "":
-            raise self.error(f"must be a non-empty string, got {value!r}", path, hint="quote the value")
+            raise self.error(f"must be a non-empty string, got {clip(value, quote=True)}",
+                path, hint="quote the value")
         return str(value).strip()
 
     def convert(self, value: Any, path: PathT, fn: Callable[[str], T]) -> T:
@@ -232,7 +230,8 @@ class _Parser:
             name = self.string(data["name"], ("name",))
         if not NAME_RE.fullmatch(name):
             where: PathT = ("name",) if "name" in data else ()
-            raise self.error(f"invalid rule set name {name!r}", where, hint="1-64 letters, digits, . _ -")
+            raise self.error(f"invalid rule set name {clip(name, quote=True)}",
+                where, hint="1-64 letters, digits, . _ -")
         fields = self.event_fields(data.get("event_fields"))
         defaults = self.mapping(data.get("defaults") or {}, ("defaults",), DEFAULT_KEYS)
         zone = None
@@ -267,7 +266,8 @@ class _Parser:
         path: PathT = ("rules", name)
         if not NAME_RE.fullmatch(name):
             raise self.error(
-                f"invalid rule name {name!r}", path, key=True, hint="1-64 letters, digits, . _ -"
+                f"invalid rule name {clip(name, quote=True)}",
+                    path, key=True, hint="1-64 letters, digits, . _ -"
             )
         if (
             isinstance(value, dict)
@@ -344,7 +344,8 @@ class _Parser:
         max_events = block.get("max_events", 20)
         if isinstance(max_events, bool) or not isinstance(max_events, int) or not 1 <= max_events <= 100:
             raise self.error(
-                f"must be a whole number from 1 to 100, got {max_events!r}", (*path, "max_events")
+                f"must be a whole number from 1 to 100, got {clip(max_events, quote=True)}",
+                    (*path, "max_events")
             )
         return Digest(window, key, max_events)
 
@@ -353,7 +354,7 @@ class _Parser:
         try:
             segment = Segment.parse(text)
         except SegmentError as exc:
-            raise self.error(f"{exc.message} in {text!r}", path, hint=exc.hint) from None
+            raise self.error(f"{exc.message} in {clip(text, quote=True)}", path, hint=exc.hint) from None
         return segment, all(column.startswith("event.") for column in segment.columns)
 
     def template(self, value: Any, path: PathT) -> Template:

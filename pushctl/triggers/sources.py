@@ -23,6 +23,7 @@ from pushctl.triggers.record import EventSource, Record
 __all__ = ["EventSource", "FileSource", "Record", "StdinSource", "open_source"]
 
 MAX_LINE = 1 << 20
+_TOO_LONG = "\x00<line longer than MAX_LINE>"  # compared by identity: stands for a skipped line
 """A line longer than this (1 MiB) is a malformed event, not a reason to run out of memory."""
 FOLLOW_POLL = 0.2
 
@@ -166,7 +167,12 @@ class StdinSource(_Unacknowledged):
 
         def pump() -> None:
             try:
-                for line in stream:
+                # readline with a bound, as the file source does: `cat /dev/zero |` must not fill memory.
+                while line := stream.readline(MAX_LINE + 1):
+                    if len(line) > MAX_LINE:
+                        while line and not line.endswith("\n"):  # skip the rest of the line
+                            line = stream.readline(MAX_LINE)
+                        line = _TOO_LONG
                     self._lines.append(line)
                     loop.call_soon_threadsafe(wake.set)
             except (OSError, ValueError):
@@ -191,7 +197,9 @@ class StdinSource(_Unacknowledged):
                 self.exhausted = True
                 break
             self._line += 1
-            if line.strip():
+            if line is _TOO_LONG:
+                records.append(Record("", f"<stdin>:{self._line}", problem="line longer than 1 MiB"))
+            elif line.strip():
                 records.append(Record(line, f"<stdin>:{self._line}"))
         self.caught_up = not self._lines
         return records
