@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from pushctl.errors import InputError
+from pushctl.inputs import check_regular_file, loads_bounded
 from pushctl.journal import EngagementEvent
 
 __all__ = [
@@ -251,6 +252,7 @@ class EngagementReader:
     def _open(self) -> Any:
         if self.path == "-":
             return _Borrowed(self._stdin if self._stdin is not None else sys.stdin.buffer)
+        check_regular_file(Path(self.path), what="the events file")
         try:
             return open(self.path, "rb")  # closed by the caller's with
         except OSError as exc:
@@ -298,9 +300,9 @@ def _jsonl_rows(lines: Iterator[bytes]) -> Iterator[tuple[int, Mapping[str, Any]
         if not text.strip() or text.lstrip().startswith("#"):
             continue
         try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield number, BadEvent("line", f"not JSON: {exc.msg}")
+            row = loads_bounded(text)
+        except ValueError as exc:
+            yield number, BadEvent("line", f"not JSON: {getattr(exc, 'msg', exc)}")
             continue
         yield number, row if isinstance(row, dict) else BadEvent("line", "not a JSON object")
 
@@ -312,7 +314,10 @@ def _csv_rows(lines: Iterator[bytes], source: str) -> Iterator[tuple[int, Mappin
         return
     if isinstance(first, BadEvent):
         raise InputError(first.message, file=Path(source), line=1)
-    header = next(csv.reader(io.StringIO(first)))
+    try:
+        header = next(csv.reader(io.StringIO(first)), [])
+    except csv.Error as exc:
+        raise InputError(f"not CSV: {exc}", file=Path(source), line=1) from None
     header = [h.strip() for h in header]
     if not any(h in _ALIASES["type"] for h in header):
         raise InputError(

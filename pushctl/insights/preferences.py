@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pushctl.errors import InputError
+from pushctl.inputs import check_regular_file, loads_bounded, size_text
 from pushctl.journal import PreferenceRow, PreferenceStore
 from pushctl.model import Device
 
@@ -54,32 +55,81 @@ def parse_opted_in(value: Any) -> bool | None:
     return True if text in _YES else False if text in _NO else None
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+MAX_PREFERENCE_LINE = 64 * 1024
+"""The longest line a preferences file may hold (a row is a few short fields)."""
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The numbered lines of a regular file, each within :data:`MAX_PREFERENCE_LINE`; streamed."""
+    check_regular_file(path, what="the preferences file")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the preferences: {exc}", file=path) from None
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip().startswith("{"):
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below, after the check
+    except OSError as exc:
+        raise InputError(f"cannot read the preferences file: {exc.strerror or exc}", file=path) from None
+    with handle:
+        number = 0
+        while raw := handle.readline(MAX_PREFERENCE_LINE + 1):
+            number += 1
+            if len(raw) > MAX_PREFERENCE_LINE:
+                raise InputError(
+                    f"line is longer than the {size_text(MAX_PREFERENCE_LINE)} limit for a preferences row",
+                    file=path, line=number,
+                )  # fmt: skip
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not JSON: {exc.msg}", file=path, line=number) from None
-            if not isinstance(row, dict):
-                raise InputError("not a JSON object", file=path, line=number)
-            yield number, row
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise InputError("not UTF-8 text", file=path, line=number) from None
+
+
+def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    lines = _lines(path)
+    first = next(lines, None)
+    if first is None:
         return
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or first[1].lstrip().startswith("{"):
+        yield from _jsonl_rows(path, first, lines)
+    else:
+        yield from _csv_rows(path, first[1], lines)
+
+
+def _jsonl_rows(
+    path: Path, first: tuple[int, str], lines: Iterator[tuple[int, str]]
+) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    for number, line in itertools.chain([first], lines):
+        if not line.strip():
+            continue
+        try:
+            row = loads_bounded(line)
+        except ValueError as exc:
+            raise InputError(f"not JSON: {getattr(exc, 'msg', exc)}", file=path, line=number) from None
+        if not isinstance(row, dict):
+            raise InputError("not a JSON object", file=path, line=number)
+        yield number, row
+
+
+def _csv_rows(
+    path: Path, first: str, lines: Iterator[tuple[int, str]]
+) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    header = [h.strip() for h in _csv_values(path, 1, first)]
     if "category" not in header or not ({"user_id", "token"} & set(header)):
         raise InputError(
             "the header needs user_id or token, category and opted_in columns", file=path, line=1,
             hint="e.g. user_id,category,opted_in",
         )  # fmt: skip
-    for row in reader:
-        yield reader.line_num, {k.strip(): v for k, v in row.items() if k is not None}
+    for number, line in lines:
+        if not line.strip():
+            continue
+        values = _csv_values(path, number, line)
+        if len(values) > len(header):
+            raise InputError(f"{len(values)} values for {len(header)} columns", file=path, line=number)
+        yield number, dict(zip(header, values, strict=False))
+
+
+def _csv_values(path: Path, number: int, line: str) -> list[str]:
+    try:
+        return next(csv.reader(io.StringIO(line)), [])
+    except csv.Error as exc:
+        raise InputError(f"not CSV: {exc}", file=path, line=number) from None
 
 
 @dataclass
