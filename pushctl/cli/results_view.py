@@ -7,6 +7,7 @@ duration and throughput. JSON mode: one ``{"type": "result"}`` object per device
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -42,6 +43,11 @@ def short_token(token: str) -> str:
 def result_json_line(result: Result) -> dict[str, Any]:
     """The JSON object for one device (``Result.to_dict()`` plus ``"type": "result"``)."""
     return {"type": "result", **result.to_dict()}
+
+
+def result_json_text(result: Result) -> str:
+    """:func:`result_json_line` encoded, with its newline (what a ``--workers`` worker sends up)."""
+    return json.dumps(result_json_line(result), ensure_ascii=False, default=str) + "\n"
 
 
 def _outcome_text(outcome: str) -> Text:

@@ -1,7 +1,8 @@
 """The journal (SQLite): campaign runs, one row per device (in flight, then settled), resume,
-the per-campaign lock and the reports (``runs list/show/export``) built from it; in the same
-database, the device directory (user id -> devices) and the trigger rules' state (events seen,
-pending delayed and digest sends, trigger sends); and the removal of personal data: ``forget``
+the per-campaign lock, the shards of a campaign (``send --shard``, ``runs merge``) and the
+reports (``runs list/show/export``) built from it; in the same database, the device directory
+(user id -> devices) and the trigger rules' state (events seen, pending delayed and digest
+sends, trigger sends); and the removal of personal data: ``forget``
 (erasure on request) and ``prune`` (retention).
 
 A device is marked in flight before its request goes out, so a crash never sends it twice visibly.
@@ -16,6 +17,7 @@ from pushctl.journal.directory import (
 )
 from pushctl.journal.erasure import ForgetReport, PruneReport
 from pushctl.journal.personal import PERSONAL_TABLES, PersonalTable
+from pushctl.journal.shards import MergeReport, ShardRun, lock_name, shard_runs
 from pushctl.journal.store import (
     FLUSH_ROWS,
     DeviceState,
@@ -45,12 +47,16 @@ __all__ = [
     "ImportStats",
     "Job",
     "Journal",
+    "MergeReport",
     "PendingSend",
     "PersonalTable",
     "PruneReport",
     "RuleStatus",
     "Run",
+    "ShardRun",
     "TriggerStatus",
     "TriggerStore",
     "collapse_id_for",
+    "lock_name",
+    "shard_runs",
 ]
