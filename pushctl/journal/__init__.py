@@ -23,6 +23,7 @@ from pushctl.journal.store import (
     DeviceState,
     Journal,
     Run,
+    RunInfo,
     collapse_id_for,
 )
 from pushctl.journal.trigger_status import (
@@ -53,6 +54,7 @@ __all__ = [
     "PruneReport",
     "RuleStatus",
     "Run",
+    "RunInfo",
     "ShardRun",
     "TriggerStatus",
     "TriggerStore",
