@@ -23,7 +23,7 @@ _pushctl_subcommands() {
         "credentials") echo "check" ;;
         "devices") echo "import invalid show" ;;
         "emulator") echo "inbox issue-cert join run subscribe" ;;
-        "runs") echo "export list prune prune-list show" ;;
+        "runs") echo "export list merge prune prune-list show" ;;
         "tokens") echo "check" ;;
         "trigger") echo "check run status test" ;;
         "webpush") echo "keygen" ;;
@@ -60,10 +60,11 @@ _pushctl_options() {
         "runs") echo "" ;;
         "runs export") echo "--format --journal --out -f" ;;
         "runs list") echo "--journal --limit -n" ;;
+        "runs merge") echo "--campaign --into -c" ;;
         "runs prune") echo "--journal --older-than" ;;
         "runs prune-list") echo "--journal --out" ;;
         "runs show") echo "--journal --limit --show" ;;
-        "send") echo "--at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --show --skip-known-invalid --spread --suppress --validate-only --wait --where -a -c -f" ;;
+        "send") echo "--at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --metrics-file --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --shard --show --skip-known-invalid --spread --suppress --validate-only --wait --where --workers -a -c -f" ;;
         "tokens") echo "" ;;
         "tokens check") echo "--apns-probe --concurrency --emulator --format --online --prune-list --rate -f" ;;
         "trigger") echo "" ;;
