@@ -32,18 +32,11 @@ from pushctl.campaign import (
 )
 from pushctl.cli.console import Terminal
 from pushctl.cli.dry_run import dry_run
+from pushctl.cli.metrics_opts import METRICS_FILE_HELP, send_metrics, with_metrics
 from pushctl.cli.progress import SendProgress, countdown, event_printer
 from pushctl.cli.result_sink import ResultSink
 from pushctl.cli.results_view import show_results
-from pushctl.cli.send_scale import (
-    METRICS_FILE_HELP,
-    SHARD_HELP,
-    WORKERS_HELP,
-    devices_in,
-    scale_hooks,
-    send_metrics,
-    with_metrics,
-)
+from pushctl.cli.send_scale import SHARD_HELP, WORKERS_HELP, devices_in, scale_hooks
 from pushctl.cli.state import State, get_state
 from pushctl.config import Profile, resolve_profile
 from pushctl.delivery import InvalidTokenFile, ResultFile, Sender, SendOptions

@@ -7,6 +7,7 @@ provider, platform, outcome and reason, retries, latencies, in flight), its Prom
 
 from pushctl.metrics.families import (
     COMPLETED_EXIT_CODES,
+    Extra,
     RunMetrics,
     family_values,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_INTERVAL",
     "DEFAULT_METRICS_HOST",
     "LATENCY_BUCKETS",
+    "Extra",
     "MetricsFile",
     "RunMetrics",
     "Tally",

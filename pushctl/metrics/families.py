@@ -18,26 +18,31 @@ Every family is labelled ``command`` (``send``, ``tokens_check``, ``trigger``), 
                                                           file when this run did not
 =============================================  =========  ==================================================
 
-``trigger run`` adds its own families through ``extra`` (events consumed, consumer lag, pending
-delayed sends).
+``trigger run`` adds its own families through ``extra`` (events consumed, decisions of its rules,
+consumer lag, pending delayed sends); there ``campaign`` is the rule set and ``shard`` the consumer.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import CollectorRegistry
+from typing import TYPE_CHECKING, Literal
 
 from pushctl.metrics.tally import LATENCY_BUCKETS, Tally
 
-__all__ = ["COMPLETED_EXIT_CODES", "RunMetrics", "family_values"]
+if TYPE_CHECKING:  # imported when metrics are written: a send without them never loads it
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
+__all__ = ["COMPLETED_EXIT_CODES", "Extra", "RunMetrics", "family_values"]
 
 COMPLETED_EXIT_CODES = (0, 1)
 """Exit codes of a run that completed (every device answered, some perhaps not delivered)."""
 
 _BASE = ("command", "campaign", "shard")
+
+Extra = tuple[Literal["counter", "gauge"], str, str, list[tuple[dict[str, str], float]]]
+"""A family of a command's own: kind, name, help, and ``(labels, value)`` samples."""
 
 
 def _bucket_bound(bound: float) -> str:
@@ -59,8 +64,8 @@ class RunMetrics:
         self.exit_code: int | None = None
         self.last_completed = 0.0
         """Epoch seconds of the last completed run (this one once it completes, else carried over)."""
-        self.extra: Callable[[list[str], list[str]], Iterable[Metric]] | None = None
-        """More families (``trigger run``): called with the base label names and values."""
+        self.extra: Callable[[], Iterable[Extra]] | None = None
+        """More families (``trigger run``), read at each collection."""
 
     def finish(self, exit_code: int) -> None:
         """The run ended with ``exit_code``."""
@@ -71,6 +76,8 @@ class RunMetrics:
 
     def registry(self) -> CollectorRegistry:
         """A registry holding just these metrics."""
+        from prometheus_client.registry import CollectorRegistry
+
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self)
         return registry
@@ -79,6 +86,8 @@ class RunMetrics:
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
         base = [self.command, self.campaign, self.shard]
         tally = self.tally
         notifications = CounterMetricFamily(
@@ -109,9 +118,17 @@ class RunMetrics:
         yield latency
         yield from self._gauges(base)
         if self.extra is not None:
-            yield from self.extra(list(_BASE), base)
+            for kind, name, documentation, samples in self.extra():
+                family_type = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+                names = sorted({key for labels, _value in samples for key in labels})
+                family = family_type(name, documentation, labels=[*_BASE, *names])
+                for labels, value in samples:
+                    family.add_metric([*base, *(labels.get(key, "") for key in names)], value)
+                yield family
 
     def _gauges(self, base: list[str]) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         end = self.finished_at if self.finished_at is not None else time.time()
         values: list[tuple[str, str, float | None]] = [
             ("pushctl_in_flight", "Requests on the wire now.", self.tally.in_flight),

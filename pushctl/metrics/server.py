@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from prometheus_client import start_http_server
-
 from pushctl.errors import InputError
 from pushctl.metrics.families import RunMetrics
 
@@ -21,6 +19,8 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 def serve_metrics(metrics: RunMetrics, port: int, host: str = DEFAULT_METRICS_HOST) -> Iterator[int]:
     """Serve ``metrics`` at ``http://host:port/metrics`` while the body runs; yield the port
     (the one the system chose when ``port`` is 0)."""
+    from prometheus_client import start_http_server
+
     try:
         server, thread = start_http_server(port, addr=host, registry=metrics.registry())
     except OSError as exc:

@@ -78,6 +78,11 @@ class Tally:
         if result.outcome in _SUCCESS:
             self.last_success = time.time()
 
+    def count(self, provider: str, platform: str, outcome: str, reason: str) -> None:
+        """Count one device that never became a request (a token found invalid offline, a token
+        with no way to check it online)."""
+        self.notifications[(provider, platform, outcome, reason_label(reason))] += 1
+
     def outcomes(self) -> Counter[str]:
         """Devices per outcome (what a run's summary counts)."""
         counts: Counter[str] = Counter()

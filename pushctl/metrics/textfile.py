@@ -15,8 +15,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from prometheus_client import write_to_textfile
-
 from pushctl.errors import InputError
 from pushctl.metrics.families import RunMetrics, family_values
 
@@ -57,6 +55,8 @@ class MetricsFile:
 
     def write(self) -> None:
         """Write the file now (temp + rename)."""
+        from prometheus_client import write_to_textfile
+
         try:
             write_to_textfile(str(self.path), self._registry)
         except OSError as exc:
