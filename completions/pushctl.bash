@@ -66,10 +66,10 @@ _pushctl_options() {
         "runs show") echo "--journal --limit --show" ;;
         "send") echo "--at --audience --campaign --cap --concurrency --default-timezone --dry-run --emulator --emulator-state --force --format --invalid-tokens --journal --limit --local-time --local-window --max-attempts --max-connections --metrics-file --no-skip-known-invalid --now --on-bad-row --quiet-hours --rate --results --shard --show --skip-known-invalid --spread --suppress --validate-only --wait --where --workers -a -c -f" ;;
         "tokens") echo "" ;;
-        "tokens check") echo "--apns-probe --concurrency --emulator --format --online --prune-list --rate -f" ;;
+        "tokens check") echo "--apns-probe --concurrency --emulator --format --metrics-file --online --prune-list --rate -f" ;;
         "trigger") echo "" ;;
         "trigger check") echo "" ;;
-        "trigger run") echo "--clock --concurrency --consumer --dead-letter --devices --emulator --emulator-state --events --follow --journal --max-attempts --max-connections --max-events --rate --until-idle -F -d -e" ;;
+        "trigger run") echo "--clock --concurrency --consumer --dead-letter --devices --emulator --emulator-state --events --follow --journal --max-attempts --max-connections --max-events --metrics-host --metrics-port --rate --until-idle -F -d -e" ;;
         "trigger status") echo "--journal --rules" ;;
         "trigger test") echo "--devices --event --events --journal --topic -d -e" ;;
         "webpush") echo "" ;;
