@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -53,3 +54,18 @@ def test_parse() -> None:
         assert err.value.field == "--shard"
     with pytest.raises(InputError, match="JOB_COMPLETION_INDEX"):
         Shard.parse("auto/4", {})
+
+
+def test_usable_cores_honour_a_cgroup_cpu_limit(tmp_path: Path) -> None:
+    import os
+
+    from pushctl.scale import usable_cores
+
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores(tmp_path) == affinity  # no cpu.max: the affinity
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert usable_cores(tmp_path) == affinity
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a core: one worker
+    assert usable_cores(tmp_path) == 1
+    (tmp_path / "cpu.max").write_text(f"{(affinity + 4) * 100000} 100000\n")
+    assert usable_cores(tmp_path) == affinity

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import math
 import multiprocessing
 import os
 import signal
@@ -30,6 +31,7 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pushctl.errors import PushctlError
@@ -46,12 +48,20 @@ _PR_SET_PDEATHSIG = 1
 _GRACE_SECONDS = 10.0
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset), at least 1."""
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Cores this process may use: its CPU affinity (a container's cpuset), capped by a cgroup v2
+    CPU quota (a Kubernetes CPU limit: ``cpu.max`` = ``200000 100000`` is 2 cores), at least 1."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the affinity says it all
+    return max(1, cores)
 
 
 class WorkerDied(PushctlError):
