@@ -96,11 +96,21 @@ class WorkerContext:
 
     async def _main(self, job: Job[A, R], arg: A) -> R:
         loop = asyncio.get_running_loop()
-        loop.add_reader(self._conn.fileno(), self._control)
+        _watch(loop, self._conn, self._control)
         try:
             return await job(self, arg)
         finally:
             loop.remove_reader(self._conn.fileno())
+
+
+def _watch(
+    loop: asyncio.AbstractEventLoop, conn: Connection, callback: Callable[..., None], *args: Any
+) -> None:
+    """Call ``callback`` when ``conn`` has data. The pipe stays *blocking*: uvloop (libuv) makes a
+    watched descriptor non-blocking, and ``Connection.send`` / ``recv`` would then fail halfway
+    through a message (EAGAIN) instead of waiting for the other side; readiness is still polled."""
+    loop.add_reader(conn.fileno(), callback, *args)
+    os.set_blocking(conn.fileno(), True)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -201,7 +211,7 @@ class WorkerPool(Generic[A, R]):
                 self._procs.append(proc)
                 self._conns.append(mine)
                 self._open += 1
-                loop.add_reader(mine.fileno(), self._readable, index)
+                _watch(loop, mine, self._readable, index)
             await self._ended.wait()
             await self._reap()
         finally:
