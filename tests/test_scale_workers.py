@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def test_kill_9_of_the_parent_then_resume_shows_every_device_exactly_once(tmp_pa
         workers = _workers(first.pid)
         assert len(workers) == 2
         first.signal(signal.SIGKILL)
-        assert first.wait().code == -signal.SIGKILL
+        killed = first.wait()
+        assert killed.code == -signal.SIGKILL
         # The workers die with their parent: nothing goes on sending.
         wait_for(lambda: not any(_alive(w) for w in workers), "the workers to die with their parent")
         wait_for(lambda: emu.open_connections() == 0, "the emulator to drop the dead clients")
@@ -84,6 +86,10 @@ def test_kill_9_of_the_parent_then_resume_shows_every_device_exactly_once(tmp_pa
         assert 0 < len(received_before) < len(audience.valid), "killed too early or too late"
         inflight = journal_tokens(journal, state="inflight")
         assert journal_tokens(journal, outcome="delivered") <= received_before
+        # stdout is never behind the journal: every device the workers committed has its line.
+        printed = set(re.findall(r'"type":"result","token":"([^"]+)"', killed.stdout))
+        assert printed
+        assert journal_tokens(journal, state="settled") <= printed
         assert inflight, "the kill left nothing in flight: the test did not hit a running send"
         with Journal(journal) as j:
             assert j.run_info(CAMPAIGN).status == "abandoned"

@@ -157,15 +157,24 @@ class _Feed:
         self.flush()
         self.context.send(("event", event.kind, event.message))
 
-    def flush(self, *, final: bool = False) -> None:
+    @property
+    def outputs(self) -> bool:
+        """Whether the parent writes this worker's results anywhere (JSON lines, result files)."""
+        return self.line is not None or self.forward
+
+    def flush(self, *, final: bool = False, sync: bool = False) -> None:
         now = time.monotonic()
         tally = None
         if self.tally is not None and (final or now - self._tally_sent >= _TALLY_SECONDS):
             tally = self.tally.snapshot()
             self._tally_sent = now
-        if not self.pending and tally is None:
+        if not self.pending and tally is None and not sync:
             return
-        self.context.send(("batch", dict(self.counts), "".join(self.lines), self.results, tally))
+        batch = ("batch", dict(self.counts), "".join(self.lines), self.results, tally, sync)
+        if sync:
+            self.context.sync(batch)
+        else:
+            self.context.send(batch)
         self.counts = Counter()
         self.lines = []
         self.results = []
@@ -201,6 +210,10 @@ async def _worker(context: WorkerContext, job: _Job) -> _WorkerReport:
         context.on_stop(stop)
 
     hooks = Hooks(on_result=feed.add, on_event=feed.event, on_start=on_start, tally=tally)
+    if feed.outputs:
+        # As in one process: stdout and the result files hold every device the journal settles,
+        # even after a kill -9 (the parent has written them before this worker commits).
+        hooks.flush = lambda: feed.flush(sync=True)
     ticker = asyncio.create_task(feed.every())
     try:
         with Journal(spec.journal_path) as journal:
@@ -269,13 +282,15 @@ async def send_with_workers(
 
     def on_message(index: int, message: tuple[Any, ...]) -> None:
         if message[0] == "batch":
-            _, counts, text, results, tally = message
+            _, counts, text, results, tally, sync = message
             if counts:
                 hooks.on_counts(counts)
             if text:
                 hooks.on_lines(text)
             for fields in results:
                 hooks.on_result(Result(*fields))
+            if sync:
+                hooks.flush()  # the worker commits these results once we answer
             if tally is not None and hooks.tally is not None:
                 tallies[index] = tally
                 hooks.tally.replace(tallies.values())

@@ -7,7 +7,6 @@ duration and throughput. JSON mode: one ``{"type": "result"}`` object per device
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from rich.text import Text
 from pushctl.cli.console import Terminal
 from pushctl.delivery import Summary
 from pushctl.outcome import Outcome, Result
+from pushctl.runtime import dumps_compact
 
 Show = Literal["all", "failures", "none"]
 
@@ -47,7 +47,7 @@ def result_json_line(result: Result) -> dict[str, Any]:
 
 def result_json_text(result: Result) -> str:
     """:func:`result_json_line` encoded, with its newline (what a ``--workers`` worker sends up)."""
-    return json.dumps(result_json_line(result), ensure_ascii=False, default=str) + "\n"
+    return dumps_compact(result_json_line(result)).decode() + "\n"  # as pushctl.cli.result_sink
 
 
 def _outcome_text(outcome: str) -> Text:

@@ -4,8 +4,9 @@
 inherited from a parent that may run threads and an event loop) and runs ``job(context, arg)``
 in each, on its own event loop. Workers talk to the parent through one pipe each:
 
-* worker -> parent: :meth:`WorkerContext.send` (any picklable message, handed to ``on_message``),
-  then the job's return value, or its exception;
+* worker -> parent: :meth:`WorkerContext.send` (any picklable message, handed to ``on_message``;
+  :meth:`WorkerContext.sync` waits until the parent has handled it), then the job's return
+  value, or its exception;
 * parent -> worker: ``stop`` (first Ctrl-C: finish what is in flight) and ``abort`` (second),
   delivered to the callback the job registered with :meth:`WorkerContext.on_stop`.
 
@@ -80,6 +81,18 @@ class WorkerContext:
     def send(self, message: Any) -> None:
         """Hand ``message`` to the parent's ``on_message`` (blocks while the pipe is full)."""
         self._conn.send(("msg", message))
+
+    def sync(self, message: Any) -> None:
+        """Like :meth:`send`, then wait until the parent has handled it and everything sent
+        before it (a worker's outputs are never behind its journal). A stop request that
+        arrives meanwhile is delivered once the loop runs again."""
+        self._conn.send(("sync", message))
+        try:
+            while (command := self._conn.recv()) != "ack":
+                presses = 2 if command == "abort" else 1
+                asyncio.get_running_loop().call_soon(self._on_stop, presses)
+        except (EOFError, OSError):
+            os._exit(137)  # the parent is gone: stop now, as one process would have
 
     def on_stop(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(1)`` when the parent asks to stop, ``callback(2)`` to abort."""
@@ -227,6 +240,9 @@ class WorkerPool(Generic[A, R]):
                 kind, payload = conn.recv()
                 if kind == "msg":
                     self._on_message(index, payload)
+                elif kind == "sync":
+                    self._on_message(index, payload)
+                    conn.send("ack")
                 elif kind == "done":
                     self._results[index] = payload
                 else:
