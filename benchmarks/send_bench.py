@@ -10,6 +10,8 @@ local HTTP/2 + TLS sink pinned to the other core, once per provider (APNs, then 
     .venv/bin/python benchmarks/send_bench.py --journal shm        # journal in /dev/shm (overhead check)
     .venv/bin/python benchmarks/send_bench.py --profile            # cProfile the pushctl process
     .venv/bin/python benchmarks/send_bench.py --py-spy /tmp/s.txt --provider apns  # sampled profile
+    .venv/bin/python benchmarks/send_bench.py --workers 1,2 --repeat 3 -n 200000 --provider apns
+                                                  # --workers 1 vs 2, alternating, nothing pinned
 
 Sinks:
 
@@ -337,6 +339,33 @@ def run_send(
     }
 
 
+def compare_workers(args: argparse.Namespace, tmp: Path, providers: list[str], journal: Path) -> None:
+    """``--workers 1,2``: each value once per round, rounds alternating, the load noted each run;
+    the median rate of each value against the first's (the machine is shared: medians of
+    alternating runs, not one lucky run)."""
+    counts = [int(n) for n in args.workers.split(",")]
+    for provider in providers:
+        rates: dict[int, list[float]] = {n: [] for n in counts}
+        for _round in range(args.repeat):
+            for n in counts:
+                load = os.getloadavg()[0]
+                extra = [*args.extra, "--workers", str(n)]
+                row = run_send(tmp, provider, args.devices, journal, None, None, extra)
+                row |= {"sink": args.sink, "workers": n, "load_1m_before": round(load, 2),
+                        "load_1m_after": round(os.getloadavg()[0], 2)}  # fmt: skip
+                print(json.dumps(row), flush=True)
+                rates[n].append(float(row["per_s_send"]))
+        base = sorted(rates[counts[0]])[len(rates[counts[0]]) // 2]
+        for n in counts:
+            median = sorted(rates[n])[len(rates[n]) // 2]
+            print(
+                f"{provider}: --workers {n}: median {median:,.0f}/s while sending "
+                f"(runs: {', '.join(f'{r:,.0f}' for r in rates[n])}) = "
+                f"{median / base:.2f}x --workers {counts[0]}",
+                file=sys.stderr,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", "-n", type=int, default=100_000, help="notifications per provider")
@@ -358,10 +387,17 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, help="sample pushctl with py-spy into this file "
                         "(collapsed stacks; see profile_buckets.py); CPU figures then include py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument(
+        "--workers", default="",
+        help="compare `send --workers N` values, e.g. 1,2: alternating runs in one sitting, nothing "
+        "pinned (the workers need every core); prints the rate of each against the first",
+    )
     parser.add_argument("extra", nargs="*", help="extra `pushctl send` options (after --)")
     args = parser.parse_args()
     client_core = None if args.client_core < 0 else args.client_core
     sink_core = None if args.sink_core < 0 else args.sink_core
+    if args.workers:
+        client_core = sink_core = None  # N workers on N cores: pinning would serialise them
     providers = ["apns", "fcm"] if args.provider == "both" else [args.provider]
 
     tmp = Path(tempfile.mkdtemp(prefix="pushctl-bench-", dir=os.environ.get("BENCH_TMP")))
@@ -381,6 +417,9 @@ def main() -> None:
                 shm = None
                 journal = tmp / "journal.sqlite3"
             try:
+                if args.workers:
+                    compare_workers(args, tmp, providers, journal)
+                    return
                 for provider in providers:
                     best: dict[str, float | int | str] | None = None
                     for _ in range(args.repeat):

@@ -64,4 +64,4 @@ COMP_WORDS=(pushctl runs ""); COMP_CWORD=2; _pushctl_complete; echo "${{COMPREPL
     assert isinstance(command, typer.core.TyperGroup)
     assert set(out[0].split()) == set(command.list_commands(typer.Context(command)))
     assert out[1].split() == ["--verbose", "--version"]
-    assert set(out[2].split()) == {"list", "show", "report", "export", "prune-list", "prune"}
+    assert set(out[2].split()) == {"list", "show", "report", "export", "prune-list", "prune", "merge"}

@@ -39,7 +39,7 @@ def test_ctrl_c_then_resume_sends_every_device_once(tmp_path: Path) -> None:
     journal = tmp_path / "journal.sqlite3"
     with emulator(tmp_path / "emu", latency_ms=50) as emu:
         cfg = emu.write_profile(tmp_path / "config.toml")
-        argv = send_argv(cfg, template, audience.path, journal, "--concurrency", "100")
+        argv = send_argv(cfg, template, audience.path, journal, "--concurrency", "100", "--workers", "1")
 
         first = Pushctl(argv, tmp_path, "first")
         wait_until(lambda: emu.inbox.total() >= stop_at, first)

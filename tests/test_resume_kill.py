@@ -49,7 +49,9 @@ def test_kill_9_then_resume_shows_every_device_exactly_once(tmp_path: Path, poin
     journal = tmp_path / "journal.sqlite3"
     with emulator(tmp_path / "emu", latency_ms=50) as emu:
         cfg = emu.write_profile(tmp_path / "config.toml")
-        argv = send_argv(cfg, template, audience.path, journal, "--concurrency", str(CONCURRENCY))
+        # One process (`--workers 1`); tests/test_scale_workers.py does this with two workers.
+        argv = send_argv(cfg, template, audience.path, journal, "--concurrency", str(CONCURRENCY),
+                         "--workers", "1")  # fmt: skip
 
         first = Pushctl(argv, tmp_path, "first")
         wait_until(lambda: emu.inbox.total() >= kill_at, first)

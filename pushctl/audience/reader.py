@@ -163,6 +163,10 @@ class AudienceReader:
         self._stdin = stdin
         self._on_bad_row = on_bad_row
         self.on_skip = on_skip
+        self.keep: Callable[[str], bool] | None = None
+        """Only the rows whose token this accepts exist for this reader (a shard of the audience:
+        ``send --shard`` / ``--workers``); set before iterating. Rows of other shards are skipped
+        unchecked, so bad rows and duplicates are counted by exactly one shard."""
         self._seen = TokenSet() if dedupe else None
         self._fingerprint: str | None = None
         self._hasher = hashlib.sha256()
@@ -278,11 +282,15 @@ class AudienceReader:
             # A whole Web Push subscription (PushSubscription.toJSON()) in place of a token.
             parsed = parse_subscription_json(raw_token)
             if isinstance(parsed, str):
+                if self.keep is not None and not self.keep(raw_token):
+                    return None
                 self._bad(BadRow(self.source, line, "token", parsed, "", raw_platform))
                 return None
             raw_token = parsed.endpoint
             attrs = {**attrs, P256DH: parsed.p256dh, AUTH: parsed.auth}
         token = normalize_token(raw_token)
+        if self.keep is not None and not self.keep(token):
+            return None
         if not token:
             self._bad(BadRow(self.source, line, "token", "empty token", "", raw_platform))
             return None

@@ -2,7 +2,8 @@
 turns audience rows into work items, and the controls on the way: schedule (``--at``, local time,
 quiet hours, spread), frequency caps and suppression lists. Broadcasts (:func:`run_broadcast`: one
 message to an FCM topic / condition or an APNs channel) are journaled as one-send campaigns; APNs
-broadcast channels are managed with :class:`Channels`.
+broadcast channels are managed with :class:`Channels`. :func:`run_scaled` runs a campaign (or
+its ``--shard``) on ``--workers`` processes.
 
 It feeds :mod:`pushctl.delivery` and records in :mod:`pushctl.journal`; it never talks to a
 provider itself.
@@ -46,9 +47,15 @@ from pushctl.campaign.schedule import (
 from pushctl.campaign.suppression import (
     SuppressionList,
 )
+from pushctl.campaign.workers import (
+    AUTO_ROWS_PER_WORKER,
+    run_scaled,
+    workers_for,
+)
 
 __all__ = [
     "AB_HOLDOUT",
+    "AUTO_ROWS_PER_WORKER",
     "AbPlan",
     "BestTime",
     "BroadcastReport",
@@ -77,5 +84,7 @@ __all__ = [
     "providers_for",
     "run_broadcast",
     "run_campaign",
+    "run_scaled",
+    "workers_for",
     "zone_for",
 ]

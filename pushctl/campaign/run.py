@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +23,12 @@ from pushctl.delivery import AUTH_STOP, INTERRUPTED_STOP, Event, Sender, SendOpt
 from pushctl.errors import AuthRefused, CredentialFileError, InputError, PushctlError
 from pushctl.journal import Journal, Run
 from pushctl.message import Template
+from pushctl.metrics import Tally
 from pushctl.outcome import Outcome, Result
 from pushctl.paths import exposure_warning
 from pushctl.providers import Provider, get_provider_factory
 from pushctl.runtime import on_stop_signals
+from pushctl.scale import Shard
 
 
 @dataclass
@@ -48,6 +50,10 @@ class CampaignSpec:
     identity: dict[str, Any] = field(default_factory=dict)
     """Options that make a campaign a different campaign (they go into the derived id)."""
     password: Callable[[], bytes | None] | None = None
+    shard: Shard = field(default_factory=Shard)
+    """``send --shard I/N``: only the devices of shard I (recorded in the journal); 0/1 = all."""
+    workers: int = 1
+    """``send --workers N``: worker processes sharing the shard (see :mod:`.workers`)."""
 
 
 @dataclass
@@ -73,9 +79,19 @@ class Hooks:
 
     on_result: Callable[[Result], None] = lambda _r: None
     on_event: Callable[[Event], None] = lambda _e: None
-    on_start: Callable[[str, bool, Sender], None] = lambda _id, _resumed, _sender: None
+    on_start: Callable[[str, bool, Sender | None], None] = lambda _id, _resumed, _sender: None
+    """Sending starts: campaign id, resumed?, and the sender (None with worker processes)."""
     flush: Callable[[], None] = lambda: None
     """Write out what ``on_result`` buffered; called before the journal commits results."""
+    tally: Tally | None = None
+    """When given, every result is counted here too (for ``--metrics-file``), workers' included."""
+    # With worker processes the parent hears of results in batches: counts for the progress bar,
+    # JSON lines the workers formatted with ``result_line`` (a module-level function: it goes to
+    # them by name), and the results themselves only when ``forward_results`` (a results file).
+    result_line: Callable[[Result], str] | None = None
+    on_lines: Callable[[str], None] = lambda _text: None
+    on_counts: Callable[[dict[str, int]], None] = lambda _counts: None
+    forward_results: bool = True
 
 
 def derive_id(spec: CampaignSpec, template: Template, reader: AudienceReader) -> tuple[str, str]:
@@ -156,7 +172,16 @@ def _signals(sender: Sender, on_event: Callable[[Event], None]) -> Iterator[None
         yield
 
 
-async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> CampaignReport:
+SendStep = Callable[
+    [CampaignSpec, "Hooks", AudienceReader, dict[str, Provider], Run, Summary, list[BadRow]],
+    Awaitable[tuple[str | None, Any]],
+]
+"""Another way to send the devices of an opened run (``--workers``: :mod:`.workers`)."""
+
+
+async def run_campaign(
+    spec: CampaignSpec, hooks: Hooks | None = None, *, send_step: SendStep | None = None
+) -> CampaignReport:
     """Send one campaign (or continue it) and report what happened."""
     hooks = hooks or Hooks()
     template = Template.load(spec.template)
@@ -180,12 +205,17 @@ async def run_campaign(spec: CampaignSpec, hooks: Hooks | None = None) -> Campai
             audience_fp=audience_fp,
             options=spec.identity,
             force=spec.force,
+            shard=None if spec.shard.whole else str(spec.shard),
         )
         stopped: str | None = None
         try:
-            stopped, pipeline = await _send(
-                spec, hooks, template, reader, providers, missing, journal, run, this_run
-            )
+            if send_step is not None:
+                stopped, pipeline = await send_step(spec, hooks, reader, providers, run, this_run, bad_rows)
+            else:
+                reader.keep = None if spec.shard.whole else spec.shard.member(campaign_id)
+                stopped, pipeline = await _send(
+                    spec, hooks, template, reader, providers, missing, journal, run, this_run
+                )
         except BaseException as exc:
             reason = AUTH_STOP if isinstance(exc, AuthRefused) else INTERRUPTED_STOP
             run.finish(stopped_reason=reason)
@@ -234,11 +264,17 @@ async def _send(
     journal: Journal,
     run: Run,
     this_run: Summary,
+    *,
+    signals: bool = True,
 ) -> tuple[str | None, Pipeline]:
+    tally = hooks.tally
+
     def emit(result: Result) -> None:
         hooks.on_result(result)  # before record(): a commit it triggers flushes this one too
         run.record(result)
         this_run.add(result)
+        if tally is not None:
+            tally.add(result)
 
     run.before_commit = hooks.flush
 
@@ -257,9 +293,12 @@ async def _send(
             missing_provider=missing,
         )
         sender = Sender(providers, spec.send, on_result=emit, on_event=hooks.on_event)
+        if tally is not None:
+            tally.in_flight_probe = lambda: sender.in_flight
         hooks.on_start(run.campaign_id, run.resumed, sender)
         items: Iterator[WorkItem] = pipeline.items(reader)
-        with _signals(sender, hooks.on_event):
+        # A worker process leaves signals to its parent (see pushctl.scale.pool).
+        with _signals(sender, hooks.on_event) if signals else contextlib.nullcontext():
             await sender.run(items)
     finally:
         await _close(providers)

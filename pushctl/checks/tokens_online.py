@@ -32,6 +32,7 @@ from pushctl.checks.tokens_offline import OfflineChecker, Problem, TokenFinding,
 from pushctl.config import Profile
 from pushctl.delivery import Event, Sender, SendOptions, WorkItem, prepare_item
 from pushctl.message import Notification
+from pushctl.metrics import Tally
 from pushctl.model import Device, Platform
 from pushctl.outcome import Outcome, Result
 from pushctl.providers import Provider, get_provider_factory, started
@@ -236,8 +237,10 @@ class _Run:
         max_findings: int,
         on_finding: Callable[[Finding], None] | None,
         on_settled: Callable[[str], None] | None,
+        tally: Tally | None = None,
     ) -> None:
         self.report = report
+        self.tally = tally
         self.providers = providers
         self.missing = missing
         self.writer = writer
@@ -269,6 +272,10 @@ class _Run:
             report.offline.counts[str(finding.problem)] += 1
             if finding.invalid:
                 report.offline.invalid += 1
+                if self.tally is not None:
+                    platform = str(finding.platform) if finding.platform else ""
+                    provider = finding.platform.provider if finding.platform else ""
+                    self.tally.count(provider, platform, "invalid_token", f"offline:{finding.problem}")
         # Streamed: the invalid tokens of a huge audience never sit in memory.
         if finding.invalid and finding.token and self.writer is not None:
             check = "online" if isinstance(finding, OnlineFinding) else "offline"
@@ -311,6 +318,8 @@ class _Run:
         if provider is None:
             key = self.missing.get(name, f"no_{name}_credentials")
             self.report.not_checked[key] = self.report.not_checked.get(key, 0) + 1
+            if self.tally is not None:
+                self.tally.count(name, str(device.platform), "skipped", key)
             self._settled("skipped")
             return None
         item = prepare_item(provider, device, self.notifications[name])
@@ -322,6 +331,8 @@ class _Run:
     def result(self, result: Result) -> None:
         """One answer from the sender."""
         report = self.report
+        if self.tally is not None:
+            self.tally.add(result)
         self._settled(str(result.outcome))
         outcome = result.outcome
         if outcome is Outcome.AUTH_FAILED:
@@ -369,11 +380,13 @@ async def check_audience_online(
     on_finding: Callable[[Finding], None] | None = None,
     on_settled: Callable[[str], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
+    tally: Tally | None = None,
 ) -> OnlineReport:
     """Run the offline checks over an audience and check the surviving tokens online.
 
     ``on_finding`` sees every finding as it is found; ``on_settled`` is called once per row
-    with an outcome value (``skipped`` for rows not checked online), for a progress bar.
+    with an outcome value (``skipped`` for rows not checked online), for a progress bar; ``tally``
+    counts the checks by provider, platform, outcome and reason (``--metrics-file``).
     Credentials refused while checking stop the run (``report.auth_failure`` says why);
     credentials refused up front raise AuthRefused. Unreadable files raise AudienceError.
     """
@@ -388,9 +401,11 @@ async def check_audience_online(
         if prune_list is not None:
             writer = open_prune_csv(stack, prune_list, list(PRUNE_FIELDS))
             report.offline.prune_list = str(prune_list)
-        run = _Run(report, providers, missing, writer, max_findings, on_finding, on_settled)
+        run = _Run(report, providers, missing, writer, max_findings, on_finding, on_settled, tally)
         async with started(providers.values()):
             sender = Sender(providers, send or SendOptions(), on_result=run.result, on_event=on_event)
+            if tally is not None:
+                tally.in_flight_probe = lambda: sender.in_flight
             await sender.run(run.items(reader, checker))
         report.stopped_reason = sender.stopped_reason
     offline = report.offline

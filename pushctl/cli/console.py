@@ -66,6 +66,11 @@ class Terminal:
         self.out.file.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
         self.out.file.flush()
 
+    def json_text(self, text: str) -> None:
+        """JSON lines already encoded (``send --workers``: the workers format their results)."""
+        self.out.file.write(text)
+        self.out.file.flush()
+
     def table(
         self,
         columns: Sequence[str],

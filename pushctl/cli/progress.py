@@ -32,6 +32,12 @@ class SendProgress:
         self.done += 1
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
 
+    def add_counts(self, counts: dict[str, int]) -> None:
+        """Devices per outcome at once (the batches of ``send --workers``)."""
+        for outcome, n in counts.items():
+            self.done += n
+            self.counts[outcome] = self.counts.get(outcome, 0) + n
+
     def _counts_text(self) -> str:
         parts = []
         for outcome in Outcome:

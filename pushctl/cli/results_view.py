@@ -17,6 +17,7 @@ from rich.text import Text
 from pushctl.cli.console import Terminal
 from pushctl.delivery import Summary
 from pushctl.outcome import Outcome, Result
+from pushctl.runtime import dumps_compact
 
 Show = Literal["all", "failures", "none"]
 
@@ -42,6 +43,11 @@ def short_token(token: str) -> str:
 def result_json_line(result: Result) -> dict[str, Any]:
     """The JSON object for one device (``Result.to_dict()`` plus ``"type": "result"``)."""
     return {"type": "result", **result.to_dict()}
+
+
+def result_json_text(result: Result) -> str:
+    """:func:`result_json_line` encoded, with its newline (what a ``--workers`` worker sends up)."""
+    return dumps_compact(result_json_line(result)).decode() + "\n"  # as pushctl.cli.result_sink
 
 
 def _outcome_text(outcome: str) -> Text:

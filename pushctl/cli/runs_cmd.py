@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,13 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from pushctl.cli.console import OutputFormat
-from pushctl.cli.journals import JournalsOption, resolve_journals
+from pushctl.cli.journals import JournalsOption, expand_journals, open_campaign, resolve_journals
 from pushctl.cli.results_view import result_json_line, show_results
 from pushctl.cli.send_insights import explain
 from pushctl.cli.state import get_state
 from pushctl.delivery import RESULT_FIELDS
 from pushctl.errors import InputError
-from pushctl.journal import Journal
+from pushctl.journal import Journal, RunInfo
 from pushctl.outcome import Outcome
 from pushctl.paths import default_journal_file, exposure_warning, open_private
 
@@ -33,10 +34,6 @@ runs_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-JournalOption = Annotated[
-    Path | None,
-    typer.Option("--journal", envvar="PUSHCTL_JOURNAL", help="Journal database (default: user data dir)."),
-]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write to FILE instead of stdout.")]
 
 
@@ -55,13 +52,13 @@ EXPORT_COLUMNS = RESULT_FIELDS
 _COUNT_COLUMNS = ("devices", "delivered", "invalid", "failed", "other")
 
 
-def journal_path(option: Path | None) -> Path:
+def journal_path(option: str | Path | None) -> Path:
     """``--journal``, else ``$PUSHCTL_JOURNAL`` (via Typer's envvar), else the default file."""
-    return option if option is not None else default_journal_file()
+    return Path(option) if option is not None else default_journal_file()
 
 
 @contextlib.contextmanager
-def _journal(option: Path | None) -> Iterator[Journal | None]:
+def _journal(option: str | Path | None) -> Iterator[Journal | None]:
     # Reading must not create a journal where none was (a typo in --journal would otherwise
     # leave an empty database behind and report "no runs").
     path = journal_path(option)
@@ -74,12 +71,6 @@ def _journal(option: Path | None) -> Iterator[Journal | None]:
         yield journal
 
 
-def _require(journal: Journal | None, option: Path | None) -> Journal:
-    if journal is None:
-        raise InputError(f"no journal at {journal_path(option)}", field="--journal", hint="no runs yet")
-    return journal
-
-
 def _when(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -87,12 +78,19 @@ def _when(ts: float | None) -> str:
 @runs_app.command("list")
 def list_cmd(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
-    journal_opt: JournalOption = None,
+    journal_opt: JournalsOption = None,
 ) -> None:
-    """Recent runs with their status and counts per outcome."""
+    """Recent runs with their status and counts per outcome (of every journal a glob matches)."""
     terminal = get_state().terminal
-    with _journal(journal_opt) as journal:
-        infos = journal.list_runs(limit) if journal is not None else []
+    infos = []
+    if journal_opt is not None and glob.has_magic(journal_opt):
+        for path in expand_journals([journal_opt]):
+            with _journal(str(path)) as journal:
+                infos.extend(journal.list_runs(limit) if journal is not None else [])
+        infos = sorted(infos, key=lambda i: i.started_at, reverse=True)[:limit]
+    else:
+        with _journal(journal_opt) as journal:
+            infos = journal.list_runs(limit) if journal is not None else []
     if terminal.json:
         for info in infos:
             terminal.json_line(info.to_dict())
@@ -111,6 +109,8 @@ def list_cmd(
         failed = sum(info.counts.get(o, 0) for o in (Outcome.FAILED, Outcome.REJECTED, Outcome.AUTH_FAILED))
         other = info.total - delivered - invalid - failed
         status = info.status if not info.stopped_reason else f"{info.status} ({info.stopped_reason})"
+        if info.shard:
+            status += f", shard {info.shard}"
         counts = (info.total, delivered, invalid, failed, other)
         started = _when(info.started_at)
         table.add_row(Text(info.campaign_id), Text(status), started, *(f"{n:,}" for n in counts))
@@ -124,13 +124,13 @@ def show_cmd(
         ShowChoice, typer.Option("--show", help="Which devices to list (failures first).")
     ] = ShowChoice.ALL,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most rows in the device table.")] = 50,
-    journal_opt: JournalOption = None,
+    journal_opt: JournalsOption = None,
 ) -> None:
-    """The same per-device and summary view as the end of a send."""
+    """The same per-device and summary view as the end of a send (of shard journals: their merge)."""
     terminal = get_state().terminal
-    with _journal(journal_opt) as maybe:
-        journal = _require(maybe, journal_opt)
+    with open_campaign(journal_opt, campaign_id, terminal) as journal:
         info = journal.run_info(campaign_id)
+        _say_shards(info)
         summary = journal.summary(campaign_id)
         if info.removed:
             why = f"pruned on {_when(info.pruned_at)}" if info.pruned_at else "forgotten"
@@ -173,14 +173,15 @@ def export_cmd(
         typer.Option("--format", "-f", help="csv or jsonl (default: from --out, else jsonl)."),
     ] = None,
     out: OutOption = None,
-    journal_opt: JournalOption = None,
+    journal_opt: JournalsOption = None,
 ) -> None:
     """Every settled device of a run, streamed as CSV or JSON Lines."""
     if fmt is None:
         fmt = ExportFormat.CSV if out is not None and out.suffix.lower() == ".csv" else ExportFormat.JSONL
     count = 0
-    with _journal(journal_opt) as maybe, _output(out) as stream:
-        journal = _require(maybe, journal_opt)
+    terminal = get_state().terminal
+    with open_campaign(journal_opt, campaign_id, terminal) as journal, _output(out) as stream:
+        _say_shards(journal.run_info(campaign_id))
         results = journal.results(campaign_id)
         if fmt is ExportFormat.CSV:
             writer = csv.writer(stream, lineterminator="\n")
@@ -202,7 +203,7 @@ def prune_list_cmd(
     ctx: typer.Context,
     campaign_id: Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")],
     out: OutOption = None,
-    journal_opt: JournalOption = None,
+    journal_opt: JournalsOption = None,
 ) -> None:
     """The run's invalid tokens, one per line, for your backend to delete.
 
@@ -211,8 +212,9 @@ def prune_list_cmd(
     """
     explicit_json = ctx.find_root().params.get("output") == OutputFormat.JSON and out is None
     count = 0
-    with _journal(journal_opt) as maybe, _output(out) as stream:
-        journal = _require(maybe, journal_opt)
+    terminal = get_state().terminal
+    with open_campaign(journal_opt, campaign_id, terminal) as journal, _output(out) as stream:
+        _say_shards(journal.run_info(campaign_id))
         for token in journal.prune_list(campaign_id):
             stream.write(json.dumps({"token": token}) + "\n" if explicit_json else token + "\n")
             count += 1
@@ -275,9 +277,29 @@ def prune_cmd(
     )
 
 
+def _say_shards(info: RunInfo) -> None:
+    """What a shard's or a merge's run is a part of (stderr)."""
+    terminal = get_state().terminal
+    if info.shard:
+        terminal.info(f"this journal holds shard {info.shard} of campaign {info.campaign_id} "
+                      "(combine the shards with `pushctl runs merge`)")
+    merged = info.merged_from
+    if merged:
+        count = merged.get("count", 0)
+        shards = merged.get("shards", [])
+        terminal.info(f"merged from {len(shards)} of {count} shard journals")
+        missing = merged.get("missing") or []
+        if missing:
+            terminal.warn("missing: " + ", ".join(f"shard {i}/{count}" for i in missing))
+        for shard in shards:
+            if shard.get("status") != "completed" or shard.get("inflight"):
+                terminal.warn(f"unfinished: shard {shard['shard']} in {shard['journal']}: {shard['status']}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``runs`` command group."""
-    from pushctl.cli import runs_report
+    from pushctl.cli import runs_merge, runs_report
 
     runs_report.register(runs_app)
+    runs_merge.register(runs_app)
     app.add_typer(runs_app, name="runs")

@@ -27,22 +27,27 @@ from pushctl.campaign import (
     check_start_time,
     parse_at,
     parse_duration,
-    run_campaign,
+    run_scaled,
+    workers_for,
 )
 from pushctl.cli.console import Terminal
 from pushctl.cli.dry_run import dry_run
+from pushctl.cli.metrics_opts import METRICS_FILE_HELP, send_metrics, with_metrics
 from pushctl.cli.progress import SendProgress, countdown, event_printer
 from pushctl.cli.result_sink import ResultSink
 from pushctl.cli.results_view import show_results
 from pushctl.cli.send_insights import ab_setup, best_time, check_best_fallback, explain
+from pushctl.cli.send_scale import SHARD_HELP, WORKERS_HELP, devices_in, scale_hooks
 from pushctl.cli.state import State, get_state
 from pushctl.config import Profile, resolve_profile
 from pushctl.delivery import InvalidTokenFile, ResultFile, Sender, SendOptions
 from pushctl.errors import ExitCode, InputError
 from pushctl.insights import PreferenceFile, Preferences
 from pushctl.journal import Journal
+from pushctl.metrics import MetricsFile
 from pushctl.paths import default_journal_file, exposure_warning
 from pushctl.runtime import run as run_loop
+from pushctl.scale import Shard
 
 if TYPE_CHECKING:
     from pushctl.emulator import Emulator
@@ -128,7 +133,7 @@ def _identity(o: dict[str, Any]) -> dict[str, Any]:
 def _sink(terminal: Terminal, sink: ResultSink) -> Hooks:
     on_event = event_printer(terminal)
 
-    def on_start(campaign_id: str, resumed: bool, _sender: Sender) -> None:
+    def on_start(campaign_id: str, resumed: bool, _sender: Sender | None) -> None:
         verb = "continuing" if resumed else "campaign"
         terminal.info(f"{verb} {campaign_id}")
 
@@ -289,6 +294,13 @@ def send(
         str, typer.Option("--if-no-winner", metavar="best|wait|VARIANT",
                           help="--winner-of without a significant winner: send the leader, hold on, or this.")
     ] = "best",
+    workers: Annotated[str, typer.Option("--workers", metavar="N|auto", help=WORKERS_HELP)] = "auto",
+    shard: Annotated[
+        str | None, typer.Option("--shard", metavar="I/N", envvar="PUSHCTL_SHARD", help=SHARD_HELP)
+    ] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option("--metrics-file", metavar="PATH.prom", help=METRICS_FILE_HELP)
+    ] = None,
 ) -> None:
     state = get_state()
     o = dict(
@@ -346,7 +358,10 @@ def send(
                     _identity(o),
                 )
             )
-        total = count_rows(audience, None)
+        cut = Shard.parse(shard) if shard else Shard()
+        rows = count_rows(audience, None)
+        n_workers = workers_for(workers, rows)
+        total = devices_in(rows, cut)
         spread_rate = None
         if spread:
             window = parse_duration(spread, field="--spread")
@@ -388,7 +403,10 @@ def send(
             max_connections=max_connections,
             controls=controls,
             identity=_identity(o),
+            shard=cut,
+            workers=n_workers,
         )
+        metrics = send_metrics(metrics_file, cut)
         files: list[ResultFile | InvalidTokenFile] = []
         for path, what in ((results, "results file"), (invalid_tokens, "prune list")):
             if path is not None and (warning := exposure_warning([path], what)):
@@ -397,7 +415,9 @@ def send(
             files.append(stack.enter_context(contextlib.closing(ResultFile(results))))
         if invalid_tokens:
             files.append(stack.enter_context(contextlib.closing(InvalidTokenFile(invalid_tokens))))
-        code = run_loop(_run(state, spec, files, total, at_time, wait))
+        code = run_loop(
+            with_metrics(metrics, _run(state, spec, files, total, at_time, wait, metrics), lambda rc: rc[1])
+        )
         report, exit_code = code
         _present(state, report, journal_path, show, limit)
         if not state.terminal.json and (ab.plan is not None or o["local_time"] == "best"):
@@ -413,6 +433,7 @@ async def _run(
     total: int | None,
     at_time: Any,
     wait: bool,
+    metrics: MetricsFile | None = None,
 ) -> tuple[CampaignReport, ExitCode]:
     t = state.terminal
     if at_time is not None:
@@ -422,7 +443,8 @@ async def _run(
         sink = ResultSink(t, progress, files)
         async with progress.live():
             try:
-                report = await run_campaign(spec, _sink(t, sink))
+                hooks = scale_hooks(_sink(t, sink), spec, t, progress, files, metrics)
+                report = await run_scaled(spec, hooks)
             finally:
                 sink.close()
         pending = report.pipeline.deferred_until

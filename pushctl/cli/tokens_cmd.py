@@ -18,6 +18,7 @@ from pushctl.errors import AuthRefused, ExitCode, InputError
 if TYPE_CHECKING:
     from pushctl.checks import OnlineReport
     from pushctl.config import Profile
+    from pushctl.metrics import MetricsFile
 
 TABLE_LIMIT = 50
 
@@ -86,12 +87,21 @@ def check(
     emulator: Annotated[
         bool, typer.Option("--emulator", help="With --online: check against the built-in emulator.")
     ] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file", metavar="PATH.prom",
+            help="With --online: write Prometheus metrics (text format, atomically) to this .prom file "
+            "as the check goes and at the end, for node_exporter's textfile collector.",
+        ),
+    ] = None,
 ) -> None:
     state = get_state()
     terminal = state.terminal
     if not online:
         for given, name in ((apns_probe, "--apns-probe"), (emulator, "--emulator"),
-                            (rate is not None, "--rate"), (concurrency is not None, "--concurrency")):
+                            (rate is not None, "--rate"), (concurrency is not None, "--concurrency"),
+                            (metrics_file is not None, "--metrics-file")):
             if given:
                 raise InputError(f"{name} needs --online", field=name, hint="add --online")
         on_finding = (lambda f: terminal.json_line(f.to_dict())) if terminal.json else None
@@ -114,9 +124,14 @@ def check(
             from pushctl.config import resolve_profile
 
             profile = resolve_profile(state.config_path, state.profile)
-        online_report = asyncio.run(
-            _check_online(state, profile, audience, fmt, prune_list, apns_probe, rate, concurrency)
-        )
+        from pushctl.cli.metrics_opts import online_exit_code, tokens_metrics, with_metrics
+
+        metrics = tokens_metrics(metrics_file, audience)
+        online_report = asyncio.run(with_metrics(
+            metrics,
+            _check_online(state, profile, audience, fmt, prune_list, apns_probe, rate, concurrency, metrics),
+            online_exit_code,
+        ))
     _present_online(terminal, online_report)
     if online_report.auth_failure:
         raise AuthRefused(
@@ -136,6 +151,7 @@ async def _check_online(
     apns_probe: bool,
     rate: float | None,
     concurrency: int | None,
+    metrics: MetricsFile | None = None,
 ) -> OnlineReport:
     from pushctl.checks import Finding, check_audience_online, finding_dict
     from pushctl.cli.credentials_cmd import password_source
@@ -169,6 +185,7 @@ async def _check_online(
             on_finding=on_finding if terminal.json else None,
             on_settled=progress.add,
             on_event=on_event,
+            tally=metrics.metrics.tally if metrics is not None else None,
         )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from pushctl.cli.console import Terminal
+from pushctl.cli.metrics_opts import METRICS_HOST_HELP, METRICS_PORT_HELP
 from pushctl.cli.progress import event_printer
 from pushctl.cli.state import State, get_state
 from pushctl.cli.trigger_view import hooks_for, live_panel, show_inbox, show_summary
@@ -18,6 +19,7 @@ from pushctl.config import Profile, resolve_profile
 from pushctl.delivery import SendOptions
 from pushctl.errors import InputError
 from pushctl.journal import Journal
+from pushctl.metrics import DEFAULT_METRICS_HOST
 from pushctl.paths import default_journal_file
 from pushctl.runtime import run as run_loop
 
@@ -125,14 +127,24 @@ def run(
         typer.Option("--preferences", help="Users' choices per category (CSV/JSONL: user_id or token, "
                      "category, opted_in); the journal's (pushctl prefs import) apply too."),
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", metavar="PORT", min=0, max=65535, help=METRICS_PORT_HELP)
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help=METRICS_HOST_HELP)
+    ] = DEFAULT_METRICS_HOST,
 ) -> None:
+    from pushctl.cli.metrics_opts import metered_trigger_hooks, trigger_metrics
     from pushctl.triggers import RuleSet, TriggerSpec, open_source, run_triggers
 
     state = get_state()
     t = state.terminal
     ruleset = RuleSet.load(rules)
     source = open_source(events, follow=follow, consumer=consumer)
-    with _profile(state, emulator, emulator_state, journal) as (profile, journal_path, emu):
+    with (
+        _profile(state, emulator, emulator_state, journal) as (profile, journal_path, emu),
+        trigger_metrics(metrics_port, metrics_host, ruleset.name, source.consumer, t.info) as metrics,
+    ):
         spec = TriggerSpec(
             rules=ruleset,
             source=source,
@@ -148,7 +160,7 @@ def run(
             preferences=preferences,
         )
         stats_ref: list[Any] = []
-        hooks = hooks_for(t, stats_ref, event_printer(t))
+        hooks = metered_trigger_hooks(hooks_for(t, stats_ref, event_printer(t)), metrics)
 
         async def go() -> Any:
             async with live_panel(t, f"pushctl trigger run {rules} ← {source.name}", stats_ref):

@@ -53,6 +53,10 @@ class RunInfo:
     """Devices counted above whose rows were removed (``forget``, retention): not listed any more."""
     pruned_at: float | None = None
     """When retention removed this run's device rows (None: never)."""
+    shard: str | None = None
+    """``"I/N"`` when this journal holds one shard of the campaign (``send --shard``), else None."""
+    merged_from: dict[str, Any] | None = None
+    """For a run ``runs merge`` made: ``{"count": N, "shards": [...], "missing": [...]}``."""
 
     @property
     def total(self) -> int:
@@ -73,6 +77,8 @@ class RunInfo:
             "inflight": self.inflight,
             "removed": self.removed,
             "pruned_at": self.pruned_at,
+            "shard": self.shard,
+            "merged_from": self.merged_from,
             "template_fp": self.template_fp,
             "audience_fp": self.audience_fp,
             "options": self.options,
@@ -91,7 +97,7 @@ def _placeholders(n: int) -> str:
 
 _RUN_COLUMNS = (
     "campaign_id, template_fp, audience_fp, options_json, created_at, started_at, "
-    "finished_at, status, stopped_reason, runs_count, pruned_at"
+    "finished_at, status, stopped_reason, runs_count, pruned_at, shard, merged_from"
 )
 
 # Per outcome: the remaining device rows, then the removed ones ('' = in flight).
@@ -115,6 +121,8 @@ def _run_info(conn: sqlite3.Connection, row: tuple[Any, ...]) -> RunInfo:
         stopped_reason=row[8],
         runs_count=row[9],
         pruned_at=row[10],
+        shard=row[11],
+        merged_from=json.loads(row[12]) if row[12] else None,
     )
     for outcome, count, removed in conn.execute(_COUNTS_SQL, (info.campaign_id, info.campaign_id)):
         if outcome == "":

@@ -102,7 +102,13 @@ ON CONFLICT (campaign_id, token) DO UPDATE SET user_id = excluded.user_id
 
 
 # Columns added since the first journals: (table, column, declaration).
-_ADDED_COLUMNS = (("runs", "pruned_at", "REAL"),)
+_ADDED_COLUMNS = (
+    ("runs", "pruned_at", "REAL"),
+    # "I/N" when the journal holds one shard of the campaign (send --shard), NULL for all of it.
+    ("runs", "shard", "TEXT"),
+    # JSON list of the shard journals a `runs merge` combined into this run (NULL: not a merge).
+    ("runs", "merged_from", "TEXT"),
+)
 
 
 def create(conn: sqlite3.Connection) -> None:

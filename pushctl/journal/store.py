@@ -54,6 +54,8 @@ from pushctl.journal.erasure import ForgetReport, PruneReport
 from pushctl.journal.lock import CampaignLock, is_locked
 from pushctl.journal.preferences import PREFERENCES_SCHEMA, PreferenceStore
 from pushctl.journal.reports import RunInfo
+from pushctl.journal.shards import MergeReport, check_shard, lock_name
+from pushctl.journal.shards import merge as merge_shards
 from pushctl.journal.trigger_status import TriggerStatus, trigger_status
 from pushctl.journal.triggers import TRIGGER_SCHEMA, TriggerStore
 from pushctl.model import Platform
@@ -178,16 +180,19 @@ class Journal:
         audience_fp: str,
         options: Mapping[str, Any],
         force: bool = False,
+        shard: str | None = None,
     ) -> Run:
         """Start or resume ``campaign_id`` and take its lock.
 
         Raises ``CampaignLocked`` when a live process holds the campaign, and ``InputError``
         when the campaign was started with another template or audience (unless ``force``).
+        ``shard`` (``"I/N"``, ``send --shard``) is recorded; a journal holds one shard of a
+        campaign, or all of it, never a mix (the lock is the shard's: shards may share a directory).
         """
         validate_campaign_id(campaign_id)
-        lock = CampaignLock(self.lock_dir / f"{campaign_id}.lock", campaign_id)
+        lock = CampaignLock(self.lock_dir / lock_name(campaign_id, shard), campaign_id)
         try:
-            resumed = self._start_row(campaign_id, template_fp, audience_fp, options, force)
+            resumed = self._start_row(campaign_id, template_fp, audience_fp, options, force, shard)
         except BaseException:
             lock.release()
             raise
@@ -195,22 +200,34 @@ class Journal:
         self._open_runs.append(run)
         return run
 
+    def join_run(self, campaign_id: str, *, resumed: bool) -> Run:
+        """The device rows of a run whose lock another process holds: a ``send --workers`` worker
+        writes its devices through this while the parent keeps the lock and the run's row (so the
+        worker only flushes; it never finishes the run)."""
+        run = Run(self, campaign_id, resumed=resumed, lock=None)
+        self._open_runs.append(run)
+        return run
+
     def _start_row(
-        self, campaign_id: str, template_fp: str, audience_fp: str, options: Mapping[str, Any], force: bool
+        self, campaign_id: str, template_fp: str, audience_fp: str, options: Mapping[str, Any], force: bool,
+        shard: str | None = None,
     ) -> bool:
         now = clock.timestamp()
         options_json = json.dumps(dict(options), sort_keys=True, default=str)
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT template_fp, audience_fp, pruned_at FROM runs WHERE campaign_id = ?", (campaign_id,)
+                "SELECT template_fp, audience_fp, pruned_at, shard, merged_from FROM runs "
+                "WHERE campaign_id = ?",
+                (campaign_id,),
             ).fetchone()
             if row is None:
                 conn.execute(
                     "INSERT INTO runs (campaign_id, template_fp, audience_fp, options_json, created_at, "
-                    "started_at, status, runs_count) VALUES (?, ?, ?, ?, ?, ?, 'running', 1)",
-                    (campaign_id, template_fp, audience_fp, options_json, now, now),
+                    "started_at, status, runs_count, shard) VALUES (?, ?, ?, ?, ?, ?, 'running', 1, ?)",
+                    (campaign_id, template_fp, audience_fp, options_json, now, now, shard),
                 )
                 return False
+            check_shard(self.path, campaign_id, recorded=row[3], requested=shard, merged=row[4] is not None)
             if row[2] is not None and not force:
                 # Its device rows are gone: continuing it would send every device again.
                 when = datetime.fromtimestamp(row[2]).isoformat(sep=" ", timespec="minutes")
@@ -235,6 +252,12 @@ class Journal:
                 (template_fp, audience_fp, options_json, now, campaign_id),
             )
             return True
+
+    def merge_shards(self, sources: Sequence[Path], campaign_id: str | None = None) -> MergeReport:
+        """Combine the shard journals ``sources`` of one campaign into this journal (``runs merge``);
+        see :mod:`pushctl.journal.shards` for what it refuses and reports."""
+        self._flush_open_runs()
+        return merge_shards(self._conn, self._transaction, self.path, sources, campaign_id)
 
     # -- triggers and the device directory (see pushctl.journal.triggers / .directory) ------
 
@@ -302,7 +325,8 @@ class Journal:
 
     def _with_liveness(self, info: RunInfo) -> RunInfo:
         # "running" in the table but nobody holds the lock: the process died mid-run.
-        if info.status == "running" and not is_locked(self.lock_dir / f"{info.campaign_id}.lock"):
+        lock = self.lock_dir / lock_name(info.campaign_id, info.shard)
+        if info.status == "running" and not is_locked(lock):
             info.status = "abandoned"
         return info
 
@@ -351,7 +375,9 @@ class Journal:
 class Run:
     """One session of a campaign, holding its lock until :meth:`finish`."""
 
-    def __init__(self, journal: Journal, campaign_id: str, *, resumed: bool, lock: CampaignLock) -> None:
+    def __init__(
+        self, journal: Journal, campaign_id: str, *, resumed: bool, lock: CampaignLock | None
+    ) -> None:
         self.campaign_id = campaign_id
         self.resumed = resumed
         """True when the campaign already existed (this session continues it)."""
@@ -478,6 +504,7 @@ class Run:
 
     def _release(self) -> None:
         self.finished = True
-        self._lock.release()
+        if self._lock is not None:
+            self._lock.release()
         with contextlib.suppress(ValueError):
             self._journal._open_runs.remove(self)

@@ -98,6 +98,9 @@ class TriggerStats:
     in_flight: int = 0
     pending: int = 0
     """Delayed and digest sends waiting in the journal (refreshed every couple of seconds)."""
+    lag: int | None = None
+    """What the source still holds unread (Redis: entries not yet delivered to the group plus
+    unacknowledged ones; a file: bytes), refreshed with ``pending``; None when unknown."""
     totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
@@ -449,7 +452,7 @@ class _Run:
 
     async def _heartbeat(self, started: float, status: str) -> None:
         self.stats.pending = self.store.pending_count()
-        lag = await self.source.lag()
+        lag = self.stats.lag = await self.source.lag()
         self.store.heartbeat(
             self.source.name,
             self.source.consumer,
