@@ -296,7 +296,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fault-bench-") as name:
         tmp = Path(name)
         (tmp / "template.yaml").write_text(TEMPLATE)
-        common = {"sink_kind": args.sink, "core": core, "extra": args.send_arg}
+        extra = list(args.send_arg)
+        if core is not None and not any(a.startswith("--workers") for a in extra):
+            extra += ["--workers", "1"]  # pinned to one core: one process (default: one per core)
+        common = {"sink_kind": args.sink, "core": core, "extra": extra}
         if args.only in ("faults", "both"):
             audience = tmp / "mixed.csv"
             tokens = write_audience(audience, args.devices, mixed=True)

@@ -241,19 +241,28 @@ concurrency = {concurrency}
 _FCM_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
 
-def write_audience(path: Path, n: int, provider: str) -> None:
-    """``n`` distinct, valid-looking tokens: 64-hex APNs tokens or 152-char FCM tokens."""
+TOKENS = "random"  # or "sorted": --tokens
+
+
+def write_audience(path: Path, n: int, provider: str, tokens: str = "random") -> None:
+    """``n`` distinct, valid-looking tokens: 64-hex APNs tokens or 152-char FCM tokens.
+
+    ``random`` tokens are like real ones; ``sorted`` ones (a counter first) land in the journal's
+    B-trees in order, which hides the cost of journaling a real audience (see benchmarks/README).
+    """
     rng = random.Random(n)
     with path.open("w") as fh:
         fh.write("token,platform,name,user_id\n")
         rows = []
         for i in range(n):
             if provider == "apns":
-                token = f"a{i:015x}{rng.getrandbits(192):048x}"  # never a test-token prefix
+                head = f"{i:015x}" if tokens == "sorted" else f"{rng.getrandbits(60):015x}"
+                token = f"a{head}{rng.getrandbits(192):048x}"  # "a": never a test-token prefix
                 platform = "ios"
             else:
                 tail = "".join(rng.choices(_FCM_CHARS, k=130))
-                token = f"f{i:010d}:APA91b{tail}"
+                head = f"{i:010d}" if tokens == "sorted" else f"{rng.getrandbits(32):010d}"
+                token = f"f{head}:APA91b{tail}"
                 platform = "android"
             rows.append(f"{token},{platform},User {i},u{i}\n")
             if len(rows) == 10_000:
@@ -288,9 +297,9 @@ def run_send(
     tmp: Path, provider: str, devices: int, journal: Path, core: int | None, profile: Path | None,
     extra: list[str], pyspy: Path | None = None,
 ) -> dict[str, float | int | str]:
-    audience = tmp / f"audience-{provider}-{devices}.csv"
+    audience = tmp / f"audience-{provider}-{devices}-{TOKENS}.csv"
     if not audience.exists():
-        write_audience(audience, devices, provider)
+        write_audience(audience, devices, provider, TOKENS)
     for stale in journal.parent.glob(journal.name + "*"):
         stale.unlink()
     out = tmp / "stdout.jsonl"
@@ -392,8 +401,14 @@ def main() -> None:
         help="compare `send --workers N` values, e.g. 1,2: alternating runs in one sitting, nothing "
         "pinned (the workers need every core); prints the rate of each against the first",
     )
+    parser.add_argument(
+        "--tokens", choices=["random", "sorted"], default="random",
+        help="random tokens, like a real audience; sorted ones (a counter first) journal in order, cheaper",
+    )
     parser.add_argument("extra", nargs="*", help="extra `pushctl send` options (after --)")
     args = parser.parse_args()
+    global TOKENS
+    TOKENS = args.tokens
     client_core = None if args.client_core < 0 else args.client_core
     sink_core = None if args.sink_core < 0 else args.sink_core
     if args.workers:

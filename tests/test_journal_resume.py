@@ -211,3 +211,20 @@ def test_list_runs_newest_first_with_status(journal: Journal) -> None:
     live.abandon()
     assert journal.run_info("new").status == "abandoned"
     assert len(journal.list_runs(limit=1)) == 1
+
+
+def test_an_older_journal_gets_the_narrow_token_index_and_keeps_its_answers(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with Journal(path) as j:
+        run = _open(j, campaign="one")
+        run.record(_result("a"))
+        run.record(_result("dead", Outcome.INVALID_TOKEN, reason="Unregistered"))
+        run.finish()
+        # What journals before the narrowing held: outcome and settled_at in the token index.
+        j._conn.execute("DROP INDEX devices_by_token")
+        j._conn.execute("CREATE INDEX devices_by_token ON devices (token, outcome, settled_at)")
+    with Journal(path) as j:
+        (sql,) = j._conn.execute("SELECT sql FROM sqlite_master WHERE name = 'devices_by_token'").fetchone()
+        assert sql.endswith("(token)")
+        assert j.delivered_counts_since(["a", "dead"], time.time() - 60) == {"a": 1}
+        assert j.known_invalid(["a", "dead"]) == {"dead"}
