@@ -228,3 +228,10 @@ def test_an_older_journal_gets_the_narrow_token_index_and_keeps_its_answers(tmp_
         assert sql.endswith("(token)")
         assert j.delivered_counts_since(["a", "dead"], time.time() - 60) == {"a": 1}
         assert j.known_invalid(["a", "dead"]) == {"dead"}
+
+
+@pytest.mark.parametrize("where", ["device", "directory"])
+def test_a_journal_path_that_is_not_a_file_is_named_for_what_it_is(tmp_path: Path, where: str) -> None:
+    path = Path("/dev/zero") if where == "device" else tmp_path
+    with pytest.raises(InputError, match="character device" if where == "device" else "directory"):
+        Journal(path)

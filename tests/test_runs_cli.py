@@ -153,6 +153,17 @@ def test_missing_journal_is_exit_2(tmp_path: Path) -> None:
     assert "no journal at" in err
 
 
+@pytest.mark.parametrize("command", ["show", "list", "merge"])
+def test_a_journal_that_is_a_device_or_a_directory_says_so(tmp_path: Path, command: str) -> None:
+    for path, kind in ((Path("/dev/zero"), "character device"), (tmp_path, "directory")):
+        if command == "merge":
+            code, _, err = _invoke("runs", "merge", str(path), "--into", str(tmp_path / "merged.sqlite3"))
+        else:
+            code, _, err = _invoke("runs", command, *(["spring"] if command == "show" else []), journal=path)
+        assert code == 2, err
+        assert kind in err and "no runs yet" not in err
+
+
 def test_export_csv_and_jsonl(journal_file: Path, tmp_path: Path) -> None:
     code, out, _ = _invoke("runs", "export", "spring", "--format", "csv", journal=journal_file)
     assert code == 0

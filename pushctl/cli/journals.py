@@ -17,6 +17,7 @@ from pushctl.cli.console import Terminal
 from pushctl.cli.state import State
 from pushctl.config import Profile, resolve_profile
 from pushctl.errors import InputError
+from pushctl.inputs import check_regular_file
 from pushctl.journal import Journal, shard_runs
 from pushctl.paths import default_journal_file, exposure_warning
 
@@ -41,17 +42,10 @@ def resolve_journals(option: str | None, state: State, profile: Profile | None =
     if option is None:
         profile = profile or resolve_profile(state.config_path, state.profile)
         paths = [profile.sender.journal or default_journal_file()]
-    elif glob.has_magic(option):
-        matches = sorted(glob.glob(str(Path(option).expanduser())))
-        paths = [Path(m) for m in matches if Path(m).is_file() and not m.endswith(_COMPANIONS)]
-        if not paths:
-            raise InputError(f"no journal matches {option}", field="--journal")
     else:
-        paths = [Path(option).expanduser()]
+        paths = _matches(option)
     for path in paths:
-        if not path.is_file():
-            # Never create a journal here: a typo would leave an empty database behind.
-            raise InputError(f"no journal at {path}", field="--journal", hint="no runs yet")
+        require_journal_file(path)
         if warning := exposure_warning(Journal.files(path), "journal"):
             state.terminal.warn(warning)
     return paths
@@ -61,19 +55,31 @@ def expand_journals(patterns: Sequence[str]) -> list[Path]:
     """Journal paths from arguments that may be quoted globs (each match once, in order)."""
     found: list[Path] = []
     for pattern in patterns:
-        if glob.has_magic(pattern):
-            matches = sorted(glob.glob(str(Path(pattern).expanduser())))
-            paths = [Path(m) for m in matches if Path(m).is_file() and not m.endswith(_COMPANIONS)]
-            if not paths:
-                raise InputError(f"no journal matches {pattern}", field="--journal")
-        else:
-            paths = [Path(pattern).expanduser()]
-        for path in paths:
-            if not path.is_file():
-                raise InputError(f"no journal at {path}", field="--journal", hint="no runs yet")
+        for path in _matches(pattern):
+            require_journal_file(path)
             if path not in found:
                 found.append(path)
     return found
+
+
+def _matches(pattern: str) -> list[Path]:
+    """The journals a quoted glob matches (never their -wal/-shm companions), or the one path."""
+    if not glob.has_magic(pattern):
+        return [Path(pattern).expanduser()]
+    matches = sorted(glob.glob(str(Path(pattern).expanduser())))
+    paths = [Path(m) for m in matches if Path(m).is_file() and not m.endswith(_COMPANIONS)]
+    if not paths:
+        raise InputError(f"no journal matches {pattern}", field="--journal")
+    return paths
+
+
+def require_journal_file(path: Path) -> None:
+    """Refuse a missing journal (never create one here: a typo would leave an empty database
+    behind) and anything but a regular file (a directory, /dev/zero), saying which."""
+    if path.exists():
+        check_regular_file(path, what="the journal")
+    else:
+        raise InputError(f"no journal at {path}", field="--journal", hint="no runs yet")
 
 
 @contextlib.contextmanager
@@ -82,8 +88,8 @@ def open_campaign(option: str | None, campaign_id: str, terminal: Terminal) -> I
     of which the one holding the campaign is opened, or, when several hold shards of it, their
     merge (``runs merge`` into a scratch journal; its run names missing and unfinished shards)."""
     paths = expand_journals([option]) if option is not None else [default_journal_file()]
-    if option is None and not paths[0].is_file():
-        raise InputError(f"no journal at {paths[0]}", field="--journal", hint="no runs yet")
+    if option is None:
+        require_journal_file(paths[0])
     for path in paths:
         if warning := exposure_warning(Journal.files(path), "journal"):
             terminal.warn(warning)

@@ -17,7 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from pushctl.cli.console import OutputFormat
-from pushctl.cli.journals import JournalsOption, expand_journals, open_campaign, resolve_journals
+from pushctl.cli.journals import (
+    JournalsOption,
+    expand_journals,
+    open_campaign,
+    require_journal_file,
+    resolve_journals,
+)
 from pushctl.cli.results_view import result_json_line, show_results
 from pushctl.cli.send_insights import explain
 from pushctl.cli.state import get_state
@@ -65,6 +71,7 @@ def _journal(option: str | Path | None) -> Iterator[Journal | None]:
     if not path.exists():
         yield None
         return
+    require_journal_file(path)
     if warning := exposure_warning(Journal.files(path), "journal"):
         get_state().terminal.warn(warning)
     with Journal(path) as journal:

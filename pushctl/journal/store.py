@@ -46,6 +46,7 @@ import pushctl.journal.schema as schema
 from pushctl import clock
 from pushctl.delivery import Summary
 from pushctl.errors import InputError
+from pushctl.inputs import check_regular_file
 from pushctl.journal.abtests import AB_SCHEMA, AbTests, register_functions
 from pushctl.journal.directory import DIRECTORY_SCHEMA, Directory
 from pushctl.journal.engagement import ENGAGEMENT_SCHEMA, EngagementStore
@@ -109,6 +110,8 @@ class Journal:
         try:
             # Private before SQLite touches it: SQLite gives the -wal and -shm files it creates
             # the database file's mode, so all three are 0600 whatever the umask.
+            if self.path.exists():  # a directory or a device: say so, not "disk I/O error"
+                check_regular_file(self.path, what="the journal", hint="point --journal at a file")
             create_private(self.path)
             # Autocommit mode: transactions are explicit (one BEGIN ... COMMIT per batch).
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
